@@ -101,6 +101,9 @@ class PageStoreConfig(Section):
     table: str = "pages"
     pool_min: int = Field(1, ge=0)
     pool_max: int = Field(16, ge=1)
+    # PostgreSQL: longest wait for a pooled connection (and the connect timeout); past it a
+    # request gets 503.
+    pool_timeout_s: float = Field(10.0, gt=0)
 
 
 class CacheConfig(Section):
@@ -133,6 +136,9 @@ class EnvServiceConfig(Section):
     # Worker threads for store calls; 0 runs them on the event loop (fastest for embedded
     # stores on few cores, but an engine that hangs then stalls every request).
     store_threads: int = Field(4, ge=0)
+    # uvicorn worker processes of `literesearcher serve` (each opens the stores read-only and
+    # keeps its own in-process LRU cache and metrics); about one per core.
+    workers: int = Field(1, ge=1)
     # Role name in `llm.endpoints` used for goal-directed visit extraction; None: extractive.
     extractor: str | None = None
     client_timeout_s: float = Field(30.0, gt=0)
@@ -201,6 +207,12 @@ class MLflowConfig(Section):
     # None: a sqlite store under data_root (mlflow.db) with artifacts in data_root/mlartifacts.
     tracking_uri: str | None = None
     experiment: str = "literesearcher"
+    # The registered model whose versions are the finished stage checkpoints (tags:
+    # catalog_version, curriculum, stage); the nightly eval takes the newest version.
+    registered_model: str = "literesearcher-policy"
+    # Log each finished stage's HF checkpoint as artifacts of its run (the registered version's
+    # source); False registers the catalog folder instead (no copy into the artifact store).
+    log_checkpoints: bool = True
 
 
 class PrefectConfig(Section):
@@ -211,10 +223,28 @@ class PrefectConfig(Section):
     work_pool: str = "literesearcher-process"
 
 
+class StageSelection(Section):
+    """Which difficulty buckets a stage trains on (the defaults take every kept task)."""
+
+    # None: every capability; else only these.
+    capabilities: list[str] | None = None
+    # Inclusive pass-rate range over the kept tasks (all have 0 < pass rate < 1).
+    min_pass_rate: float = Field(0.0, ge=0, le=1)
+    max_pass_rate: float = Field(1.0, ge=0, le=1)
+    # None: every trajectory-token bin; else bin labels (e.g. "<16K", "16K-32K").
+    token_bins: list[str] | None = None
+    # Target shares per capability (normalized); None: no re-mixing. A capability with fewer
+    # tasks than its share gives all it has (the stage is then smaller, the others not raised).
+    mix: dict[str, float] | None = None
+    max_tasks: int | None = Field(None, ge=1)
+
+
 class StageConfig(Section):
     """One curriculum RL stage (an OpenRLHF `train_ppo_ray` run, or the local GRPO loop)."""
 
     name: str
+    # Difficulty buckets of this stage's dataset (flow `filter_difficulty`).
+    select: StageSelection = Field(default_factory=StageSelection)
     # None: start from the previous stage's HF output (stage 1: the SFT output or base policy).
     model_path: str | None = None
     # JSONL with `input_key` (the question) and `label_key` (JSON: answer, mask_urls, ...);
@@ -306,15 +336,44 @@ class LocalTrainerConfig(Section):
     weight_decay: float = Field(0.0, ge=0)
 
 
+class DifficultyConfig(Section):
+    """Difficulty filtering (flow `filter_difficulty`): pass@k, buckets, held-out split."""
+
+    k: int | None = Field(None, ge=2)  # None: rl.k
+    # Mean-trajectory-token bin edges: <16K, 16K-32K, 32K-48K, 48K-64K, >=64K.
+    token_bins: list[int] = Field(default_factory=lambda: [16_384, 32_768, 49_152, 65_536])
+    # Pass-rate bin edges inside (0, 1): [0, .25), [.25, .5), [.5, .75), [.75, 1].
+    pass_rate_bins: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75])
+    # Share of tasks_filtered held out (by hash of task id) before rollouts, for evaluation.
+    heldout_fraction: float = Field(0.2, ge=0, lt=1)
+    seed: int = 0
+
+    @field_validator("token_bins", "pass_rate_bins")
+    @classmethod
+    def _increasing(cls, v: list[float]) -> list[float]:
+        if any(v[i + 1] <= v[i] for i in range(len(v) - 1)) or any(x <= 0 for x in v):
+            raise ValueError(f"bin edges must be positive and strictly increasing, got {v}")
+        return v
+
+
 class CurriculumConfig(Section):
     trainer: Literal["local", "openrlhf"] = "local"
+    difficulty: DifficultyConfig = Field(default_factory=DifficultyConfig)
     output_root: str = "checkpoints"
     sft: SFTConfig = Field(default_factory=SFTConfig)
     stages: list[StageConfig] = Field(default_factory=_default_stages)
     local: LocalTrainerConfig = Field(default_factory=LocalTrainerConfig)
+    # A failed stage task is retried this many times; each retry resumes from its checkpoint.
+    stage_retries: int = Field(1, ge=0)
     # OpenRLHF on Ray (cluster profile).
     ray_address: str = "http://127.0.0.1:8265"
     tensorboard_dir: str = "tensorboard"
+    # Executables on the Ray workers: the Python that runs `openrlhf.cli.train_ppo_ray` and
+    # the DeepSpeed launcher that runs `openrlhf.cli.train_sft`.
+    python: str = "python3"
+    deepspeed: str = "deepspeed"
+    # Seconds between job status polls (TensorBoard scalars are forwarded at each poll).
+    poll_s: float = Field(30.0, gt=0)
 
 
 class SynthesisConfig(Section):
@@ -334,10 +393,20 @@ class SynthesisConfig(Section):
     max_answer_chars: int = Field(20, ge=1)
     max_answer_words: int = Field(6, ge=1)
     near_dup_threshold: float = Field(0.8, gt=0, le=1)
-    leakage_top_k: int = Field(10, ge=1)
+    # Snippets the leakage filter reads: the first results a searcher reads (3 keeps about a
+    # quarter of direct-retrieval tasks on a 3,000-page world; 10 kept 13%, see README).
+    leakage_top_k: int = Field(3, ge=1)
     answerability_top_k: int = Field(10, ge=0)
     judge_role: str = "judge"  # `llm.endpoints` role of the rubric judge; absent: skipped
     work_dir: str = "synthesis"  # the filters' page store and lexical index over the world
+
+
+class PipelineConfig(Section):
+    # The end-to-end flow `reproduce` (`literesearcher demo`).
+    world_pages: int = Field(20_000, ge=10)  # the virtual world: corpus and ground truth
+    world_seed: int = 0
+    teacher_tasks: int = Field(0, ge=0)  # training tasks the teacher solves; 0: all
+    eval_k: int = Field(1, ge=1)  # samples per held-out question
 
 
 class Settings(Section):
@@ -358,6 +427,7 @@ class Settings(Section):
     prefect: PrefectConfig = Field(default_factory=PrefectConfig)
     curriculum: CurriculumConfig = Field(default_factory=CurriculumConfig)
     synthesis: SynthesisConfig = Field(default_factory=SynthesisConfig)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
 
     def path(self, value: str | Path) -> Path:
         """Resolve a configured path: absolute stays, relative joins `data_root`."""

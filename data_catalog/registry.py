@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from tasks.curriculum.schema import STAGE_TASK_SCHEMA
 from tasks.synthesis.schema import TASK_SCHEMA
 
 
@@ -231,7 +232,21 @@ register(
     )
 )
 register(
-    DatasetSpec("curriculum_stage", "tasks.curriculum", "one curriculum stage's training data")
+    DatasetSpec(
+        "tasks_heldout",
+        "tasks.curriculum",
+        "tasks_filtered held out (by hash of task id) from difficulty filtering, for evaluation",
+        schema=TASK_SCHEMA,
+    )
+)
+register(
+    DatasetSpec(
+        "curriculum_stage",
+        "tasks.curriculum",
+        "one curriculum stage (params.stage): tasks.parquet (local trainer) + prompts.jsonl "
+        "(OpenRLHF), see tasks/curriculum/stage_data.py",
+        schema=STAGE_TASK_SCHEMA,
+    )
 )
 register(DatasetSpec("sft_data", "tasks.curriculum", "judge-verified teacher trajectories for SFT"))
 register(

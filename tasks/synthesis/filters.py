@@ -202,8 +202,23 @@ def _canonical_set(urls: Iterable[str]) -> set[str]:
     return {try_canonical_url(u) or u for u in urls}
 
 
+# A bare item of a link list ("## See also - [Name](url) - [Other](url)"): navigation that
+# names pages without stating any fact about them, so an answer there gives nothing away.
+# An item with a description ("- [Name](url): founded 1927") states one and is kept.
+_NAV_LINK_RE = re.compile(r"(?:^|(?<=\s))-\s\[[^\]]*\]\([^)]*\)(?!\s*:)")
+
+
+def stated_text(snippet: str) -> str:
+    """The snippet without bare link-list items (inline links in sentences are kept)."""
+    return _NAV_LINK_RE.sub(" ", snippet)
+
+
 class LeakageFilter(TaskFilter):
-    """Too easy: the answer already shows in the top-k snippets for the question (masked)."""
+    """Too easy: the answer already shows in the top-k snippets for the question (masked).
+
+    The snippets are the ones the agent's search shows (query-aware, `snippet_chars` long);
+    an answer that appears only as a bare item of a link list does not count (`stated_text`).
+    """
 
     name = "leakage"
 
@@ -219,7 +234,7 @@ class LeakageFilter(TaskFilter):
         masked = _canonical_set(task.mask_urls)
         results = [r for r in self.search(task.question, task.mask_urls)
                    if (try_canonical_url(r.url) or r.url) not in masked][: self.top_k]  # fmt: skip
-        if any(contains_answer(r.text, a) for r in results for a in task.answers):
+        if any(contains_answer(stated_text(r.text), a) for r in results for a in task.answers):
             return "answer_in_snippets"
         return None
 

@@ -1,0 +1,74 @@
+"""Make sure a flow has a local web to talk to: use the configured env_service when it answers,
+else serve the app in this process (a uvicorn server in a daemon thread) for the block."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import uvicorn
+
+from conf import Settings
+
+
+def env_service_answers(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether GET {url}/health answers 200."""
+    try:
+        return httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or on a free port when that one is taken."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.bind((host, 0))
+    return sock
+
+
+@contextlib.contextmanager
+def ensure_env_service(settings: Settings, startup_timeout_s: float = 60.0) -> Iterator[Settings]:
+    """Yield settings whose env_service URL answers: unchanged when the configured service is
+    up, else a copy pointing at an in-process server started here and stopped on exit."""
+    if env_service_answers(settings.env_service.base_url()):
+        yield settings
+        return
+    from env_service.app import create_app
+
+    cfg = settings.env_service
+    sock = _bind(cfg.host, cfg.port)
+    host, port = sock.getsockname()[:2]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="env-service"
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError(
+                    "the in-process env_service failed to start (see the log above): are the "
+                    "page store and index built? (`literesearcher build-env`)"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the in-process env_service did not start in "
+                                   f"{startup_timeout_s:.0f}s")  # fmt: skip
+            time.sleep(0.05)
+        live = settings.model_copy(deep=True)
+        live.env_service.url = f"http://{host}:{port}"
+        yield live
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()

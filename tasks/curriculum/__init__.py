@@ -1,0 +1,1 @@
+"""Difficulty filtering and curriculum stage datasets (flow `filter_difficulty`)."""

@@ -1,0 +1,139 @@
+"""Difficulty selection and bucketing on crafted pass-rate rows (exact expected sets)."""
+
+from __future__ import annotations
+
+import pytest
+
+from conf.settings import DifficultyConfig, StageSelection
+from tasks.curriculum.difficulty import (
+    ALWAYS_SOLVED,
+    NO_ROLLOUTS,
+    UNSOLVED,
+    classify,
+    is_heldout,
+    pass_bin,
+    pass_count_histogram,
+    select_stage,
+    svg_bar_chart,
+    token_bin,
+    token_bin_labels,
+)
+
+EDGES = DifficultyConfig().token_bins
+PASS_EDGES = DifficultyConfig().pass_rate_bins
+
+
+def row(task_id: str, n_correct: int, k: int = 8, tokens: float = 1000.0) -> dict[str, object]:
+    return {"task_id": task_id, "k": k, "n_correct": n_correct,
+            "pass_rate": n_correct / k, "mean_tokens": tokens}  # fmt: skip
+
+
+CAPS = {"a0": "direct_retrieval", "a1": "direct_retrieval", "a7": "direct_retrieval",
+        "a8": "direct_retrieval", "b2": "aggregation", "b4": "aggregation",
+        "b6": "aggregation", "c3": "statistics", "missing": "statistics"}  # fmt: skip
+ROWS = [
+    row("a0", 0), row("a1", 1, tokens=100), row("a7", 7, tokens=20_000), row("a8", 8),
+    row("b2", 2, tokens=40_000), row("b4", 4, tokens=60_000), row("b6", 6, tokens=70_000),
+    row("c3", 3, tokens=16_384),
+]  # fmt: skip
+
+
+def test_default_token_bins_are_the_reference_bins() -> None:
+    assert token_bin_labels(EDGES) == ["<16K", "16K-32K", "32K-48K", "48K-64K", ">=64K"]
+    assert [token_bin(t, EDGES) for t in (0, 16_383, 16_384, 49_151, 65_536, 1e6)] == [
+        "<16K", "<16K", "16K-32K", "32K-48K", ">=64K", ">=64K"
+    ]  # fmt: skip
+
+
+def test_pass_bins_are_half_open_with_the_last_closed() -> None:
+    got = [pass_bin(p, PASS_EDGES) for p in (0.125, 0.25, 0.5, 0.74, 0.75, 1.0)]
+    assert got == ["0.00-0.25", "0.25-0.50", "0.50-0.75", "0.50-0.75", "0.75-1.00", "0.75-1.00"]
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        pass_bin(0.5, [0.5, 1.0])
+
+
+def test_classify_keeps_exactly_the_partially_solved_tasks() -> None:
+    found = classify(ROWS, CAPS, token_edges=EDGES, pass_edges=PASS_EDGES)
+    assert [t.task_id for t in found.kept] == ["a1", "a7", "b2", "b4", "b6", "c3"]
+    assert {r: dict(c) for r, c in found.dropped.items()} == {
+        UNSOLVED: {"direct_retrieval": 1},
+        ALWAYS_SOLVED: {"direct_retrieval": 1},
+        NO_ROLLOUTS: {"statistics": 1},
+    }
+    assert {t.task_id: t.bucket for t in found.kept} == {
+        "a1": "direct_retrieval|0.00-0.25|<16K",
+        "a7": "direct_retrieval|0.75-1.00|16K-32K",
+        "b2": "aggregation|0.25-0.50|32K-48K",
+        "b4": "aggregation|0.50-0.75|48K-64K",
+        "b6": "aggregation|0.75-1.00|>=64K",
+        "c3": "statistics|0.25-0.50|16K-32K",
+    }
+
+
+def test_classify_uses_each_rows_own_k() -> None:
+    found = classify([row("a1", 3, k=3), row("a7", 2, k=3)], {"a1": "x", "a7": "x"},
+                     token_edges=EDGES, pass_edges=PASS_EDGES)  # fmt: skip
+    assert [t.task_id for t in found.kept] == ["a7"]
+    with pytest.raises(ValueError, match="not in the pool"):
+        classify([row("zz", 1)], CAPS, token_edges=EDGES, pass_edges=PASS_EDGES)
+
+
+def kept() -> list:
+    return classify(ROWS, CAPS, token_edges=EDGES, pass_edges=PASS_EDGES).kept
+
+
+def ids(selection: StageSelection, seed: int = 0, stage: str = "s") -> set[str]:
+    return {t.task_id for t in select_stage(kept(), selection, seed=seed, stage=stage)}
+
+
+def test_default_selection_takes_every_kept_task() -> None:
+    assert ids(StageSelection()) == {"a1", "a7", "b2", "b4", "b6", "c3"}
+
+
+def test_selection_by_capability_pass_rate_and_token_bin() -> None:
+    assert ids(StageSelection(capabilities=["aggregation"])) == {"b2", "b4", "b6"}
+    assert ids(StageSelection(min_pass_rate=0.25, max_pass_rate=0.5)) == {"b2", "b4", "c3"}
+    assert ids(StageSelection(token_bins=["<16K", ">=64K"])) == {"a1", "b6"}
+    both = StageSelection(capabilities=["aggregation", "statistics"], token_bins=["16K-32K"])
+    assert ids(both) == {"c3"}
+    with pytest.raises(ValueError, match="min_pass_rate"):
+        ids(StageSelection(min_pass_rate=0.6, max_pass_rate=0.5))
+
+
+def test_mix_ratios_set_capability_shares_of_max_tasks() -> None:
+    # 4 tasks at 1:1 -> 2 + 2; statistics (not in the mix) is left out.
+    sel = StageSelection(mix={"direct_retrieval": 1, "aggregation": 1}, max_tasks=4)
+    picked = select_stage(kept(), sel, seed=0, stage="s")
+    caps = sorted(t.capability for t in picked)
+    assert caps == ["aggregation", "aggregation", "direct_retrieval", "direct_retrieval"]
+    # A share larger than what exists gives all there is; the others are not raised.
+    sel = StageSelection(mix={"statistics": 3, "aggregation": 1}, max_tasks=4)
+    assert ids(sel) == {"c3"} | (ids(sel) & {"b2", "b4", "b6"}) and len(ids(sel)) == 2
+    with pytest.raises(ValueError, match="positive share"):
+        ids(StageSelection(mix={"aggregation": 0}))
+
+
+def test_selection_is_deterministic_given_seed_and_stage() -> None:
+    sel = StageSelection(max_tasks=3)
+    runs = {frozenset(ids(sel, seed=s, stage=st)) for s in range(6) for st in ("s1", "s2")}
+    assert all(len(r) == 3 for r in runs) and len(runs) > 1  # the seed matters...
+    assert ids(sel, seed=4, stage="s1") == ids(sel, seed=4, stage="s1")  # ...and only it
+    order = [t.task_id for t in select_stage(list(reversed(kept())), sel, seed=4, stage="s1")]
+    assert order == [t.task_id for t in select_stage(kept(), sel, seed=4, stage="s1")]
+
+
+def test_heldout_split_is_a_stable_share_by_task_id() -> None:
+    task_ids = [f"task-{i}" for i in range(2000)]
+    held = {t for t in task_ids if is_heldout(t, 0.2, seed=0)}
+    assert 340 < len(held) < 460  # ~20% of 2000
+    assert held == {t for t in reversed(task_ids) if is_heldout(t, 0.2, seed=0)}
+    assert held != {t for t in task_ids if is_heldout(t, 0.2, seed=1)}
+    assert not any(is_heldout(t, 0.0, seed=0) for t in task_ids)
+
+
+def test_histogram_counts_tasks_per_number_of_correct_rollouts() -> None:
+    hist = pass_count_histogram(ROWS, 8)
+    assert hist == {"0/8": 1, "1/8": 1, "2/8": 1, "3/8": 1, "4/8": 1, "5/8": 0, "6/8": 1,
+                    "7/8": 1, "8/8": 1}  # fmt: skip
+    svg = svg_bar_chart(hist, "pass <rate>")
+    assert svg.startswith("<svg") and svg.count("<rect") == 9 and "&lt;rate&gt;" in svg
