@@ -75,9 +75,11 @@ def evaluate(
     stage: str = "",
     profile: str | None = None,
     overrides: list[str] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """`benchmarks`: {benchmark name: local file}; `checkpoint`: a `checkpoints` version or an
-    HF model dir (None: llm.endpoints.policy, else llm.local_policy_path)."""
+    HF model dir (None: llm.endpoints.policy, else llm.local_policy_path); `tags`: more tags
+    for the MLflow run (the nightly eval adds the registered model version)."""
     if not benchmarks:
         raise ValueError("no benchmarks given: pass {name: local file path}")
     settings = load_settings(profile, overrides or [])
@@ -99,6 +101,7 @@ def evaluate(
         settings, groups, report=report,
         report_dir=catalog.path(report) if catalog.is_local else None,
         rollouts=rollouts, checkpoint=label, curriculum=curriculum, stage=stage, params=params,
+        tags=tags,
     )  # fmt: skip
     return {
         "eval_report": report.version,

@@ -13,8 +13,8 @@ def register(sub: argparse._SubParsersAction, help_text: str) -> None:
         "compare",
         help=help_text,
         description="Print one row per (curriculum, stage) tag pair with the final train "
-        "reward and eval scores of its newest runs: the table the MLflow UI's compare view "
-        "shows.",
+        "reward and pass rate and the eval scores of its newest runs: the table the MLflow "
+        "UI's compare view shows.",
     )
     p.add_argument("--experiment", default=None, help="MLflow experiment (default: from conf)")
     p.add_argument(
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction, help_text: str) -> None:
         default=None,
         metavar="PATTERN",
         help="metric name pattern, wildcards per '/' segment (repeatable; default: "
-        "train/reward and eval/*/pass_at_1, avg_at_*, pass_at_*)",
+        "train/reward, train/pass_rate and eval/*/pass_at_1, avg_at_*, pass_at_*)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps({"experiment": experiment, "rows": rows}, indent=2))
         return 0
     if not result.rows:
-        print(f"no runs tagged with a curriculum in experiment {experiment!r}")
+        print(f"no runs tagged with a curriculum logged these metrics in {experiment!r}")
         return 0
     table = Table(title=f"curricula in {experiment}")
     for column in ("curriculum", "stage", "runs", *result.metrics):

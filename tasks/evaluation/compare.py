@@ -1,10 +1,13 @@
 """Compare curricula from MLflow: one row per (curriculum, stage), one column per metric.
 
-Runs are grouped by their `curriculum` and `stage` tags (the training flow and the evaluation
-flow both set them); for each metric the newest run of the group that logged it wins, and the
-value is that run's last logged value (the final train reward, the eval score). Metric
-patterns use shell wildcards per `/`-separated segment: `eval/*/pass_at_1` matches
-`eval/gaia/pass_at_1` but not the per-capability `eval/gaia/cap/Math/pass_at_1`.
+Runs are grouped by their `curriculum` and `stage` tags: the curriculum flow's nested run per
+stage logs `train/reward`, `train/pass_rate`, ... per step, and the evaluation flow's run of
+that stage's checkpoint logs `eval/<benchmark>/...`. For each metric the newest run of the
+group that logged it wins, and the value is that run's latest (highest-step) value: the final
+train reward, the eval score. A group none of whose runs logged a selected metric (such as the
+curriculum flow's parent run) is left out. Metric patterns use shell wildcards per
+`/`-separated segment: `eval/*/pass_at_1` matches `eval/gaia/pass_at_1` but not the
+per-capability `eval/gaia/cap/Math/pass_at_1`.
 """
 
 from __future__ import annotations
@@ -16,7 +19,13 @@ from fnmatch import fnmatchcase
 from mlflow import MlflowClient
 from mlflow.entities import Run
 
-DEFAULT_METRICS = ("train/reward", "eval/*/pass_at_1", "eval/*/avg_at_*", "eval/*/pass_at_*")
+DEFAULT_METRICS = (
+    "train/reward",
+    "train/pass_rate",
+    "eval/*/pass_at_1",
+    "eval/*/avg_at_*",
+    "eval/*/pass_at_*",
+)
 CURRICULUM_TAG = "curriculum"
 STAGE_TAG = "stage"
 
@@ -80,4 +89,5 @@ def compare(
             row.values[name] = value
             row.run_ids[name] = run.info.run_id
             metrics.add(name)
-    return Comparison(experiment, sorted(metrics), [groups[k] for k in sorted(groups)])
+    rows = [groups[k] for k in sorted(groups) if groups[k].values]
+    return Comparison(experiment, sorted(metrics), rows)

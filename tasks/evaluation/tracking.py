@@ -37,16 +37,18 @@ def log_evaluation(
     curriculum: str,
     stage: str,
     params: Mapping[str, object],
+    tags: Mapping[str, str] | None = None,
 ) -> str:
     """Log one evaluation as its own MLflow run; returns the run id."""
-    tags = {
+    run_tags = {
+        **(tags or {}),
         "flow": "evaluate",
         "curriculum": curriculum,
         "stage": stage,
         "checkpoint": checkpoint,
         "benchmarks": ",".join(sorted(rollouts)),
     }
-    tracker = Tracker.start(settings, f"eval-{checkpoint}", tags=tags, log_config=False)
+    tracker = Tracker.start(settings, f"eval-{checkpoint}", tags=run_tags, log_config=False)
     try:
         tracker.log_params(tracker.run_id, params)
         tracker.log_metrics(tracker.run_id, eval_metrics(groups))

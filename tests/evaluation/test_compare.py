@@ -6,6 +6,9 @@ from mlflow import MlflowClient
 from conf import load_settings
 from literesearcher.cli import main
 from tasks.evaluation.compare import compare, metric_matches
+from tasks.evaluation.metrics import SampleResult, aggregate
+from tasks.evaluation.tracking import eval_metrics
+from tasks.tracking import Tracker
 
 
 def _run(client, exp_id, curriculum, stage, metrics, steps=1):
@@ -82,3 +85,57 @@ def test_metric_patterns_match_per_segment():
     assert metric_matches("eval/gaia/pass_at_1", "eval/*/pass_at_1")
     assert not metric_matches("eval/gaia/cap/x/pass_at_1", "eval/*/pass_at_1")
     assert metric_matches("eval/gaia/avg_at_8", "eval/*/avg_at_*")
+
+
+def _curriculum(settings, name: str, rewards: dict[str, list[float]]) -> None:
+    """Log as the curriculum flow does: a parent run, a nested run per stage tagged with the
+    curriculum and stage, `train/*` per step (steps continue across stages)."""
+    tracker = Tracker.start(settings, f"curriculum-{name}", tags={"curriculum": name})
+    step = 0
+    for stage, values in rewards.items():
+        with tracker.stage(stage, tags={"curriculum": name}) as run:
+            for value in values:
+                run.log_metrics({"train/reward": value, "train/pass_rate": value / 2}, step=step)
+                step += 1
+    tracker.finish()
+
+
+def _evaluation(settings, curriculum: str, stage: str, correct: list[bool]) -> None:
+    """An evaluation run of a stage's checkpoint, tagged as the evaluate flow tags it."""
+    samples = [
+        SampleResult(f"q{i}", "gaia", "level-1", 0, ok, "exact_match", "answer", 2, 1, 10)
+        for i, ok in enumerate(correct)
+    ]
+    tags = {"flow": "evaluate", "curriculum": curriculum, "stage": stage}
+    tracker = Tracker.start(settings, f"eval-{stage}", tags=tags, log_config=False)
+    tracker.log_metrics(tracker.run_id, eval_metrics(aggregate(samples, k=1)))
+    tracker.finish()
+
+
+def test_compare_reads_the_curriculum_flows_stage_runs_and_eval_runs(settings, capsys):
+    _curriculum(settings, "baseline", {"stage1": [0.1, 0.3], "stage2": [0.4, 0.5, 0.45]})
+    _curriculum(settings, "mixed", {"stage1": [0.2, 0.6], "stage2": [0.7, 0.8]})
+    _evaluation(settings, "baseline", "stage2", [True, False, False, False])
+    _evaluation(settings, "mixed", "stage2", [True, True, False, False])
+
+    result = compare(MlflowClient(settings.mlflow_tracking_uri()), settings.mlflow.experiment)
+    table = {(r.curriculum, r.stage): r.values for r in result.rows}
+    # the parent runs carry the curriculum tag but no stage and no metric: no row
+    assert list(table) == [
+        ("baseline", "stage1"), ("baseline", "stage2"), ("mixed", "stage1"), ("mixed", "stage2"),
+    ]  # fmt: skip
+    assert table[("baseline", "stage1")] == {"train/reward": 0.3, "train/pass_rate": 0.15}
+    # the last step's reward, not the best one; the eval score beside it
+    assert table[("baseline", "stage2")] == {
+        "train/reward": 0.45, "train/pass_rate": 0.225,
+        "eval/gaia/pass_at_1": 0.25, "eval/gaia/avg_at_1": 0.25,
+    }  # fmt: skip
+    assert table[("mixed", "stage2")]["eval/gaia/pass_at_1"] == 0.5
+    assert table[("mixed", "stage2")]["train/reward"] == 0.8
+
+    assert main(["--set", f"data_root={settings.data_root}", "compare", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert {(r["curriculum"], r["stage"], r["runs"]) for r in rows} == {
+        ("baseline", "stage1", 1), ("baseline", "stage2", 2),
+        ("mixed", "stage1", 1), ("mixed", "stage2", 2),
+    }  # fmt: skip

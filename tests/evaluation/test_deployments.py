@@ -1,5 +1,6 @@
 """prefect.yaml for real: a Prefect server, a process work pool, `prefect deploy`, a worker,
-`prefect deployment run --watch`; the second run's tasks come back from the cache."""
+`prefect deployment run --watch`; the second run's tasks come back from the cache, and so do
+those of a run restarted with `prefect flow-run retry`."""
 
 from __future__ import annotations
 
@@ -119,8 +120,38 @@ async def _task_states(api_url: str, flow_run_id: UUID) -> tuple[str, dict[str, 
     return run.state.name, {t.task_key.split("-")[0]: t.state.name for t in tasks if t.state}
 
 
+async def _wait_for_attempt(api_url: str, flow_run_id: UUID, attempt: int) -> str:
+    """Poll until the flow run's `attempt`-th run reached a final state; returns its name."""
+    from prefect.client.orchestration import PrefectClient
+
+    deadline = time.monotonic() + 180
+    async with PrefectClient(api_url) as client:
+        while True:
+            run = await client.read_flow_run(flow_run_id)
+            if run.state is not None and run.state.is_final() and run.run_count >= attempt:
+                return run.state.name
+            assert time.monotonic() < deadline, f"flow run still {run.state} (run {run.run_count})"
+            await asyncio.sleep(1)
+
+
+async def _task_state_history(api_url: str, flow_run_id: UUID) -> dict[str, list[str]]:
+    """Every task run of a flow run (all its attempts): task name -> sorted final states."""
+    from prefect.client.orchestration import PrefectClient
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async with PrefectClient(api_url) as client:
+        tasks = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    out: dict[str, list[str]] = {}
+    for t in tasks:
+        if t.state:
+            out.setdefault(t.task_key.split("-")[0], []).append(t.state.name)
+    return {name: sorted(states) for name, states in out.items()}
+
+
 @pytest.mark.slow
-def test_smoke_deployment_runs_through_a_worker_and_caches(prefect_env, tmp_path: Path):
+def test_smoke_deployment_runs_through_a_worker_caches_and_retries(prefect_env, tmp_path: Path):
     env = prefect_env
     pool = load_settings("local").prefect.work_pool
     _cli(env, "work-pool", "create", "--type", "process", pool)
@@ -131,7 +162,7 @@ def test_smoke_deployment_runs_through_a_worker_and_caches(prefect_env, tmp_path
         env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     overrides = json.dumps([f"data_root={tmp_path / 'data'}"])
-    states = []
+    states, ids = [], []
     try:
         for _ in range(2):
             out = _cli(
@@ -140,10 +171,21 @@ def test_smoke_deployment_runs_through_a_worker_and_caches(prefect_env, tmp_path
             )  # fmt: skip
             match = re.search(r"UUID:\s*([0-9a-f-]{36})", out)
             assert match, out
-            states.append(asyncio.run(_task_states(env["PREFECT_API_URL"], UUID(match[1]))))
+            ids.append(UUID(match[1]))
+            states.append(asyncio.run(_task_states(env["PREFECT_API_URL"], ids[-1])))
+        # the README's `prefect flow-run retry`: the worker runs the first flow run again
+        _cli(env, "flow-run", "retry", str(ids[0]))
+        retried = asyncio.run(_wait_for_attempt(env["PREFECT_API_URL"], ids[0], attempt=2))
+        history = asyncio.run(_task_state_history(env["PREFECT_API_URL"], ids[0]))
     finally:
         _stop(worker)
         log.close()
     assert states[0] == ("Completed", {"make_numbers": "Completed", "square_numbers": "Completed"})
     # the re-run finds the finished tasks in the cache and skips them
     assert states[1] == ("Completed", {"make_numbers": "Cached", "square_numbers": "Cached"})
+    # retried: the same flow run completes again, its tasks this time from the cache
+    assert retried == "Completed"
+    assert history == {
+        "make_numbers": ["Cached", "Completed"],
+        "square_numbers": ["Cached", "Completed"],
+    }

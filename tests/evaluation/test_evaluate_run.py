@@ -4,6 +4,7 @@ backend, rollouts resumed from the catalog, the report committed, the MLflow run
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pyarrow.parquet as pq
 from mlflow import MlflowClient
@@ -126,7 +127,7 @@ def test_evaluation_scores_resumes_reports_and_logs(settings):
         params={"k": 2}, context={"checkpoint": checkpoint.version},
     )  # fmt: skip
     folder = catalog.path(report)
-    assert {"report.md", "accuracy.png", "terminations.png", "metrics.parquet"} <= {
+    assert {"report.md", "report.html", "accuracy.png", "terminations.png", "metrics.parquet"} <= {
         p.name for p in folder.iterdir()
     }
     assert pq.read_table(folder / "metrics.parquet").num_rows == len(groups)
@@ -142,7 +143,11 @@ def test_evaluation_scores_resumes_reports_and_logs(settings):
     assert run.data.metrics["eval/gaia/pass_at_1"] == 0.5
     assert run.data.metrics["eval/gaia/judge_errors"] == 2
     assert run.data.metrics["eval/gaia/cap/level-1/pass_at_2"] == 1.0
-    assert {a.path for a in client.list_artifacts(run_id, "report")} >= {"report/report.md"}
+    assert {a.path for a in client.list_artifacts(run_id, "report")} >= {
+        "report/report.md", "report/report.html", "report/accuracy.png",
+    }  # fmt: skip
+    html = Path(client.download_artifacts(run_id, "report/report.html", str(settings.data_root)))
+    assert html.read_text().count("<svg ") == 2  # the plots travel inside the page
     row = compare(client, settings.mlflow.experiment).rows[0]
     assert (row.curriculum, row.stage, row.values["eval/gaia/pass_at_1"]) == ("c1", "stage1", 0.5)
 
