@@ -38,10 +38,13 @@ class EvalItem:
     benchmark: str
     capability: str = ""
     metadata: dict[str, Any] = field(default_factory=dict)
+    # Pages hidden from the agent (synthesized tasks: those whose one read gives it away).
+    mask_urls: list[str] = field(default_factory=list)
 
     def as_task(self) -> dict[str, Any]:
         """The record `rl.episode.AgentTask` reads."""
-        return {"id": self.id, "question": self.question, "answers": self.answers}
+        return {"id": self.id, "question": self.question, "answers": self.answers,
+                "mask_urls": list(self.mask_urls)}  # fmt: skip
 
 
 @dataclass
@@ -308,7 +311,7 @@ def _heldout(row: dict[str, Any], i: int) -> EvalItem | str:
         answers=_answers(_pick(row, "answers", "answer")),
         benchmark="heldout",
         capability=_text(row.get("capability")),
-        metadata={"mask_urls": list(row.get("mask_urls") or [])},
+        mask_urls=[_text(u) for u in row.get("mask_urls") or []],
     )
 
 

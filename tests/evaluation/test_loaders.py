@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from rl.episode import AgentTask
 from tasks.evaluation.loaders import (
     BENCHMARKS,
     BenchmarkFormatError,
@@ -161,8 +162,11 @@ def test_heldout_synthesized_tasks(tmp_path, suffix):
     ]  # fmt: skip
     result = load_benchmark("heldout", write(tmp_path / f"heldout{suffix}", rows))
     assert [i.answers for i in result.items] == [["a", "A."], ["b"]]
-    assert result.items[0].as_task() == {"id": "t1", "question": "Q1?", "answers": ["a", "A."]}
-    assert result.items[0].metadata["mask_urls"] == ["https://x.test/p"]
+    # The mask travels into the episode: held-out tasks are scored with their pages hidden.
+    assert result.items[0].as_task() == {"id": "t1", "question": "Q1?", "answers": ["a", "A."],
+                                         "mask_urls": ["https://x.test/p"]}  # fmt: skip
+    assert AgentTask.model_validate(result.items[0].as_task()).mask_urls == ["https://x.test/p"]
+    assert result.items[1].as_task()["mask_urls"] == []
 
 
 def test_missing_fields_error_names_expected_and_found(tmp_path):
