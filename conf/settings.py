@@ -52,8 +52,9 @@ class CorpusConfig(Section):
     max_url_bytes: int = Field(4096, ge=64)
     # Ingest commits a catalog part every this many input records (the resume granularity).
     ingest_chunk_records: int = Field(250_000, ge=1)
-    # DuckDB memory cap per dedup task (spills to disk beyond it).
-    dedup_memory_limit: str = "1GB"
+    # DuckDB memory cap per dedup task, and for the global text-duplicate pass in the flow
+    # process (both spill to disk beyond it, so it bounds their RSS whatever the corpus size).
+    dedup_memory_limit: str = "512MB"
 
 
 class EmbeddingConfig(Section):
@@ -401,11 +402,21 @@ class SynthesisConfig(Section):
     work_dir: str = "synthesis"  # the filters' page store and lexical index over the world
 
 
+# The end-to-end flow's stages, in order (flows/reproduce.py; `literesearcher demo --from`).
+PIPELINE_STAGES = ("world", "build_env", "synthesize", "teacher", "sft", "filter", "rl", "eval")
+
+
 class PipelineConfig(Section):
     # The end-to-end flow `reproduce` (`literesearcher demo`).
     world_pages: int = Field(20_000, ge=10)  # the virtual world: corpus and ground truth
     world_seed: int = 0
     teacher_tasks: int = Field(0, ge=0)  # training tasks the teacher solves; 0: all
+    # Keep only teacher trajectories whose tool responses show the gold answer.
+    teacher_grounded: bool = False
+    # The starting policy: an HF dir; None: the tiny policy built from the world, its sizes
+    # (literesearcher.tiny_models.TinySizes fields, e.g. policy_layers) overridden here.
+    base_model: str | None = None
+    policy_sizes: dict[str, int] = Field(default_factory=dict)
     eval_k: int = Field(1, ge=1)  # samples per held-out question
 
 

@@ -162,12 +162,13 @@ def build_train_sft_command(
     run_name: str = "sft",
     resume: bool = True,
     input_key: str = "messages",
+    launcher: str = "deepspeed",
 ) -> list[str]:
     """`openrlhf.cli.train_sft` on multi-turn trajectories (a `messages` list per row), the
     loss on assistant turns only, rendered with the protocol's template."""
     cmd = [
         # DeepSpeed's launcher starts one process per GPU of the node.
-        "deepspeed", "--num_gpus", str(sft.num_gpus_per_node), "--module", "openrlhf.cli.train_sft",
+        launcher, "--num_gpus", str(sft.num_gpus_per_node), "--module", "openrlhf.cli.train_sft",
         "--model.model_name_or_path", model_path,
         "--data.dataset", dataset,
         "--data.input_key", input_key,

@@ -8,6 +8,9 @@
 
 A checkpoint is written to a temp dir and renamed into place, so a directory named `step-*`
 with a `trainer_state.json` is always complete; a killed save leaves only `.tmp-*` behind.
+
+`CheckpointedLoop` is what both local trainers (GRPO, SFT) share: open a model (or resume
+from the newest checkpoint under `<output_dir>/checkpoints`), save, and run to a step count.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +109,87 @@ def load_causal_lm(path: str | Path, device: str) -> Any:
 
     model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
     return model.to(device)
+
+
+MetricsFn = Callable[[int, dict[str, float]], None]
+
+
+class CheckpointedLoop:
+    """A training loop over HF checkpoints. Subclasses call `open_model` in `__init__`, define
+    `train_step` (which advances `self.step`) and `state_config`, and get `save` and `run_to`.
+    """
+
+    kind = ""
+    ckpt_root: Path
+    model: Any
+    tokenizer: Any
+    optimizer: torch.optim.Optimizer
+    step: int
+    resumed_from: Path | None
+    pad_id: int
+    last_metrics: dict[str, float]
+    save_every: int
+    keep_last: int
+
+    def open_model(
+        self,
+        model_path: str | Path,
+        output_dir: str | Path,
+        *,
+        device: str,
+        seed: int,
+        lr: float,
+        weight_decay: float,
+        save_every: int,
+        keep_last: int,
+    ) -> None:
+        """Load `model_path`, or the newest checkpoint under `<output_dir>/checkpoints` with
+        its optimizer and RNG states, so the next step is the one an unbroken run would take."""
+        from transformers import AutoTokenizer
+
+        self.ckpt_root = Path(output_dir) / "checkpoints"
+        self.save_every, self.keep_last = save_every, keep_last
+        resume_from = latest_checkpoint(self.ckpt_root)
+        source = resume_from or Path(model_path)
+        if resume_from is None:
+            torch.manual_seed(seed)
+        self.tokenizer = AutoTokenizer.from_pretrained(source)
+        self.model = load_causal_lm(source, device)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=lr, weight_decay=weight_decay
+        )
+        self.step = 0
+        self.resumed_from = resume_from
+        if resume_from is not None:
+            self.step = load_training_state(resume_from, self.optimizer).step
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
+        self.last_metrics = {}
+
+    def train_step(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def state_config(self) -> dict[str, Any]:
+        """What `trainer_state.json` records as the run's configuration."""
+        return {}
+
+    def save(self) -> Path:
+        state = TrainerState(
+            step=self.step, kind=self.kind, config=self.state_config(), metrics=self.last_metrics
+        )
+        return save_checkpoint(
+            self.ckpt_root, state, self.model, self.tokenizer, self.optimizer, self.keep_last
+        )
+
+    def run_to(self, end: int) -> Path | None:
+        """Train until `self.step == end`, saving every `save_every` steps and at the end;
+        return the newest checkpoint."""
+        saved_at = self.step if self.resumed_from is not None else -1
+        while self.step < end:
+            self.train_step()
+            if self.step % self.save_every == 0:
+                self.save()
+                saved_at = self.step
+        if saved_at != self.step:
+            self.save()
+        return latest_checkpoint(self.ckpt_root)

@@ -25,16 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoTokenizer
 
 from rl.backends.local_hf import resolve_device
-from rl.trainer.checkpoints import (
-    TrainerState,
-    latest_checkpoint,
-    load_causal_lm,
-    load_training_state,
-    save_checkpoint,
-)
+from rl.trainer.checkpoints import CheckpointedLoop, MetricsFn, load_causal_lm
 from rl.trainer.grpo import group_advantages, policy_loss
 from rl.trainer.sequences import TokenizedEpisode, collate, token_logprobs, tokenize_episode
 from rl.trajectory import Trajectory
@@ -42,7 +35,7 @@ from rl.trajectory import Trajectory
 # (task, sample_idx, step) -> one finished, scored episode. `step` (0-based) lets a rollout
 # seed its sampling per (step, task, sample), so a resumed run samples what the first would have.
 RolloutFn = Callable[[Any, int, int], Awaitable[Trajectory]]
-MetricsFn = Callable[[int, dict[str, float]], None]
+__all__ = ["GRPOConfig", "LocalGRPOTrainer", "MetricsFn", "RolloutFn"]
 
 
 @dataclass
@@ -67,7 +60,9 @@ class GRPOConfig:
     logits_on_trained_only: bool = True
 
 
-class LocalGRPOTrainer:
+class LocalGRPOTrainer(CheckpointedLoop):
+    kind = "grpo"
+
     def __init__(
         self,
         model_path: str | Path,
@@ -84,31 +79,21 @@ class LocalGRPOTrainer:
         self.rollout_fn = rollout_fn
         self.on_metrics = on_metrics
         self.output_dir = Path(output_dir)
-        self.ckpt_root = self.output_dir / "checkpoints"
         self.device = resolve_device(config.device)
         self.init_model_path = str(model_path)
-
-        resume_from = latest_checkpoint(self.ckpt_root)
-        source = resume_from or Path(model_path)
-        if resume_from is None:
-            torch.manual_seed(config.seed)
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-        self.model = load_causal_lm(source, self.device)
+        self.open_model(
+            model_path,
+            output_dir,
+            device=self.device,
+            seed=config.seed,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            save_every=config.save_every,
+            keep_last=config.keep_last,
+        )
         self.ref_model: Any = None
         if config.kl_coef > 0:
             self.ref_model = load_causal_lm(model_path, self.device).eval().requires_grad_(False)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
-        self.step = 0
-        self.resumed_from: Path | None = None
-        if resume_from is not None:
-            state = load_training_state(resume_from, self.optimizer)
-            self.step = state.step
-            self.resumed_from = resume_from
-        pad = self.tokenizer.pad_token_id
-        self.pad_id: int = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
-        self.last_metrics: dict[str, float] = {}
 
     # -------------------------------------------------------------- data order
 
@@ -209,34 +194,12 @@ class LocalGRPOTrainer:
 
     # --------------------------------------------------------------- the loop
 
-    def save(self) -> Path:
-        state = TrainerState(
-            step=self.step,
-            kind="grpo",
-            config=asdict(self.config) | {"init_model_path": self.init_model_path},
-            metrics=self.last_metrics,
-        )
-        return save_checkpoint(
-            self.ckpt_root,
-            state,
-            self.model,
-            self.tokenizer,
-            self.optimizer,
-            keep_last=self.config.keep_last,
-        )
+    def state_config(self) -> dict[str, Any]:
+        return asdict(self.config) | {"init_model_path": self.init_model_path}
 
     def train(self, steps: int | None = None) -> Path | None:
         """Run up to `total_steps` (or `steps` more); return the newest checkpoint."""
-        end = self.config.total_steps if steps is None else self.step + steps
-        saved_at = self.step if self.resumed_from is not None else -1
-        while self.step < end:
-            self.train_step()
-            if self.step % self.config.save_every == 0:
-                self.save()
-                saved_at = self.step
-        if saved_at != self.step:
-            self.save()
-        return latest_checkpoint(self.ckpt_root)
+        return self.run_to(self.config.total_steps if steps is None else self.step + steps)
 
 
 def _to(batch: Any, device: str) -> Any:

@@ -1,8 +1,9 @@
 """One curriculum stage on the local trainer: settings + stage config + tasks -> HF checkpoint.
 
 The body of the curriculum flow's stage task for the `local` profile: GRPO with the shared
-episode runner against the env_service at `env_service.url`, the configured judge as reward.
-Re-running it over the same output dir resumes from the newest checkpoint.
+episode runner against the env_service at `env_service.url`, the configured judge as reward
+(`run_local_stage`), or the SFT cold start on teacher trajectories (`run_local_sft`).
+Re-running either over the same output dir resumes from the newest checkpoint.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from conf import Settings
-from conf.settings import LocalTrainerConfig, StageConfig
+from conf.settings import LocalTrainerConfig, SFTConfig, StageConfig
 from env_service.client import EnvClient
 from rl.episode import AgentTask, EpisodeConfig
 from rl.judge import judge_from_settings
+from rl.protocol import Message
 from rl.trainer.local_grpo import GRPOConfig, LocalGRPOTrainer, MetricsFn
 from rl.trainer.rollouts import episode_rollout_fn, live_policy_backend
+from rl.trainer.sft import LocalSFTTrainer, SFTLoopConfig
 from rl.trajectory import Trajectory
 
 
@@ -39,6 +42,23 @@ def grpo_config(stage: StageConfig, local: LocalTrainerConfig, seed: int = 0) ->
         save_every=local.save_every,
         keep_last=local.keep_last,
         seed=seed,
+        device=local.device,
+    )
+
+
+def sft_loop_config(sft: SFTConfig, local: LocalTrainerConfig) -> SFTLoopConfig:
+    """The SFT section's data/optimizer values, the local loop's device and checkpointing."""
+    return SFTLoopConfig(
+        epochs=sft.epochs,
+        batch_size=sft.batch_size,
+        micro_batch_size=sft.micro_batch_size,
+        lr=sft.lr,
+        weight_decay=local.weight_decay,
+        max_norm=sft.max_norm,
+        max_len=sft.max_len,
+        save_every=local.save_every,
+        keep_last=local.keep_last,
+        seed=sft.seed,
         device=local.device,
     )
 
@@ -86,3 +106,20 @@ def run_local_stage(
     if last is None:  # pragma: no cover - train() always leaves a checkpoint
         raise RuntimeError(f"stage {stage.name} produced no checkpoint")
     return last
+
+
+def run_local_sft(
+    settings: Settings,
+    trajectories: Sequence[list[Message]],
+    model_path: str | Path,
+    output_dir: str | Path,
+    on_metrics: MetricsFn | None = None,
+) -> tuple[Path, int]:
+    """The SFT cold start (resuming if `output_dir` holds checkpoints); return its last
+    checkpoint and the step count."""
+    config = sft_loop_config(settings.curriculum.sft, settings.curriculum.local)
+    trainer = LocalSFTTrainer(model_path, output_dir, config, trajectories, on_metrics)
+    last = trainer.train()
+    if last is None:  # pragma: no cover - train() always leaves a checkpoint
+        raise RuntimeError("the SFT stage produced no checkpoint")
+    return last, trainer.step

@@ -15,20 +15,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from transformers import AutoTokenizer
 
 from rl.backends.local_hf import resolve_device
 from rl.protocol import Message
-from rl.trainer.checkpoints import (
-    TrainerState,
-    latest_checkpoint,
-    load_causal_lm,
-    load_training_state,
-    save_checkpoint,
-)
-from rl.trainer.local_grpo import MetricsFn
+from rl.trainer.checkpoints import CheckpointedLoop, MetricsFn
 from rl.trainer.sequences import TokenizedEpisode, collate, token_logprobs, tokenize_episode
 
 
@@ -47,7 +40,9 @@ class SFTLoopConfig:
     device: str = "cpu"
 
 
-class LocalSFTTrainer:
+class LocalSFTTrainer(CheckpointedLoop):
+    kind = "sft"
+
     def __init__(
         self,
         model_path: str | Path,
@@ -60,29 +55,22 @@ class LocalSFTTrainer:
             raise ValueError("no trajectories to train on")
         self.config = config
         self.on_metrics = on_metrics
-        self.ckpt_root = Path(output_dir) / "checkpoints"
         self.device = resolve_device(config.device)
-        resume_from = latest_checkpoint(self.ckpt_root)
-        source = resume_from or Path(model_path)
-        if resume_from is None:
-            torch.manual_seed(config.seed)
-        self.tokenizer = AutoTokenizer.from_pretrained(source)
-        self.model = load_causal_lm(source, self.device)
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        self.open_model(
+            model_path,
+            output_dir,
+            device=self.device,
+            seed=config.seed,
+            lr=config.lr,
+            weight_decay=config.weight_decay,
+            save_every=config.save_every,
+            keep_last=config.keep_last,
         )
         self.episodes: list[TokenizedEpisode] = [
             tokenize_episode(t, self.tokenizer, config.max_len) for t in trajectories
         ]
         self.steps_per_epoch = math.ceil(len(self.episodes) / config.batch_size)
         self.total_steps = config.epochs * self.steps_per_epoch
-        self.step = 0
-        self.resumed_from = resume_from
-        if resume_from is not None:
-            self.step = load_training_state(resume_from, self.optimizer).step
-        pad = self.tokenizer.pad_token_id
-        self.pad_id: int = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
-        self.last_metrics: dict[str, float] = {}
 
     def indices_for_step(self, step: int) -> list[int]:
         """A seeded shuffle per epoch, so the order depends only on (seed, step)."""
@@ -125,27 +113,9 @@ class LocalSFTTrainer:
             self.on_metrics(self.step, self.last_metrics)
         return self.last_metrics
 
-    def save(self) -> Path:
-        state = TrainerState(
-            step=self.step, kind="sft", config=asdict(self.config), metrics=self.last_metrics
-        )
-        return save_checkpoint(
-            self.ckpt_root,
-            state,
-            self.model,
-            self.tokenizer,
-            self.optimizer,
-            keep_last=self.config.keep_last,
-        )
+    def state_config(self) -> dict[str, Any]:
+        return asdict(self.config)
 
     def train(self) -> Path | None:
         """Run to the end of the last epoch; return the newest checkpoint."""
-        saved_at = self.step if self.resumed_from is not None else -1
-        while self.step < self.total_steps:
-            self.train_step()
-            if self.step % self.config.save_every == 0:
-                self.save()
-                saved_at = self.step
-        if saved_at != self.step:
-            self.save()
-        return latest_checkpoint(self.ckpt_root)
+        return self.run_to(self.total_steps)

@@ -78,3 +78,23 @@ def local_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalWeb]:
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
+
+
+@pytest.fixture(scope="session")
+def ray_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A local Ray instance with its dashboard: the Job Submission API at the returned URL."""
+    import ray
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = ray.init(
+        num_cpus=1,
+        include_dashboard=True,
+        dashboard_port=port,
+        _temp_dir=str(tmp_path_factory.mktemp("ray")),
+    )
+    try:
+        yield f"http://{ctx.dashboard_url}"
+    finally:
+        ray.shutdown()

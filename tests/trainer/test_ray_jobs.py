@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -63,25 +61,6 @@ def test_ray_job_submit_cli_accepts_the_submission(tmp_path: Path) -> None:
 def test_job_failure_names_the_job_and_status() -> None:
     err = RayJobFailed("literesearcher-stage1-a1", "FAILED", "OOM")
     assert "literesearcher-stage1-a1" in str(err) and "FAILED" in str(err) and "OOM" in str(err)
-
-
-@pytest.fixture(scope="module")
-def ray_dashboard(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    import ray
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    ctx = ray.init(
-        num_cpus=1,
-        include_dashboard=True,
-        dashboard_port=port,
-        _temp_dir=str(tmp_path_factory.mktemp("ray")),
-    )
-    try:
-        yield f"http://{ctx.dashboard_url}"
-    finally:
-        ray.shutdown()
 
 
 @pytest.mark.slow
