@@ -345,6 +345,11 @@ class DifficultyConfig(Section):
     token_bins: list[int] = Field(default_factory=lambda: [16_384, 32_768, 49_152, 65_536])
     # Pass-rate bin edges inside (0, 1): [0, .25), [.25, .5), [.5, .75), [.75, 1].
     pass_rate_bins: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75])
+    # Kept: tasks solved min_correct..max_correct times of k (None: k - 1). The defaults keep
+    # the partially solvable ones; min_correct 0 also keeps unsolved tasks (their groups get
+    # zero advantage: useful only to exercise the pipeline with an untrained policy).
+    min_correct: int = Field(1, ge=0)
+    max_correct: int | None = Field(None, ge=0)
     # Share of tasks_filtered held out (by hash of task id) before rollouts, for evaluation.
     heldout_fraction: float = Field(0.2, ge=0, lt=1)
     seed: int = 0

@@ -248,6 +248,17 @@ class Catalog:
         with self.fs.open(path, "r") as fh:
             return Manifest.model_validate_json(fh.read())
 
+    def remove(self, name: str, version: str) -> bool:
+        """Delete a committed version (manifest first, so it stops being found at once);
+        False when there is none."""
+        location = self.locate(name, version)
+        manifest = f"{location}/{MANIFEST_FILE}"
+        if not self.fs.exists(manifest):
+            return False
+        self.fs.rm(manifest)
+        self.fs.rm(location, recursive=True)
+        return True
+
     def gc(self, max_age_s: float = 3600.0) -> int:
         """Remove staging folders left by killed writers; returns how many."""
         removed = 0

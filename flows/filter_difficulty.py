@@ -60,6 +60,8 @@ def classify_rates(
         {t.id: t.capability for t in pool},
         token_edges=options["token_bins"],
         pass_edges=options["pass_rate_bins"],
+        min_correct=options.get("min_correct", 1),
+        max_correct=options.get("max_correct"),
     )
     return found, rows
 
@@ -182,6 +184,8 @@ def filter_difficulty(
         options = {
             "token_bins": list(cfg.token_bins),
             "pass_rate_bins": list(cfg.pass_rate_bins),
+            "min_correct": cfg.min_correct,
+            "max_correct": cfg.max_correct,
             "heldout_fraction": cfg.heldout_fraction,
             "seed": cfg.seed,
             "date": str(result.rollouts.params["episode"]["date"]),

@@ -41,6 +41,7 @@ from rl.episode import AgentTask
 from rl.protocol import Message
 from rl.trainer.checkpoints import STATE_FILE, MetricsFn
 from tasks.common import catalog_task, code_version
+from tasks.curriculum import stage_data as stage_data_io
 from tasks.tracking import Tracker
 
 CHECKPOINTS = "checkpoints"
@@ -57,22 +58,22 @@ NOT_COPIED = ("optimizer.pt", "rng.pt", MANIFEST_FILE, PART_MANIFEST_FILE)
 
 # ---- data the stages read -----------------------------------------------------------------
 def load_stage_tasks(catalog: Catalog, manifest: Manifest) -> list[AgentTask]:
-    """A `curriculum_stage` version's tasks (tasks.parquet rows as `AgentTask`s)."""
-    try:
-        from tasks.curriculum.stage_data import load_stage_tasks as load
-    except ImportError:  # the reader of the difficulty-filtering side, when present
-        rows = catalog.read(STAGE_DATA, manifest.version).to_arrow_table().to_pylist()
-        return [AgentTask.model_validate(row) for row in rows]
-    return load(catalog, manifest)
+    """A `curriculum_stage` version's tasks; an empty stage is an error that says why."""
+    tasks = stage_data_io.load_stage_tasks(catalog, manifest)
+    if not tasks:
+        stage = manifest.params.get("stage", "?")
+        raise ValueError(
+            f"curriculum_stage {manifest.version} (stage {stage}) holds no tasks: the policy "
+            "solved none of the pool partially (see filter_difficulty's pass-rate histogram). "
+            "Train the SFT cold start longer, widen the stage's selection, or set "
+            "curriculum.difficulty.min_correct=0 to keep unsolved tasks."
+        )
+    return tasks
 
 
 def stage_prompt_path(catalog: Catalog, manifest: Manifest) -> Path:
     """A `curriculum_stage` version's OpenRLHF prompt file."""
-    try:
-        from tasks.curriculum.stage_data import stage_prompt_path as find
-    except ImportError:
-        return catalog.path(manifest) / "prompts.jsonl"
-    return find(catalog, manifest)
+    return stage_data_io.stage_prompt_path(catalog, manifest)
 
 
 def load_sft_messages(catalog: Catalog, manifest: Manifest) -> list[list[Message]]:

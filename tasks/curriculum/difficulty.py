@@ -94,10 +94,13 @@ def classify(
     *,
     token_edges: Sequence[int],
     pass_edges: Sequence[float],
+    min_correct: int = 1,
+    max_correct: int | None = None,
 ) -> Classified:
     """Keep partially solvable tasks and bucket them. `rates`: pass_rates rows (task_id, k,
     n_correct, pass_rate, mean_tokens); `capabilities`: task id -> capability, every task of
-    the pool (a pool task with no rates row is dropped as `no_rollouts`)."""
+    the pool (a pool task with no rates row is dropped as `no_rollouts`). A task is kept when
+    min_correct <= n_correct <= max_correct (default k - 1): solved 1 to k-1 times."""
     kept: list[RatedTask] = []
     dropped: dict[str, Counter[str]] = {}
     seen: set[str] = set()
@@ -108,7 +111,8 @@ def classify(
         seen.add(task_id)
         capability = capabilities[task_id]
         k, n_correct = int(row["k"]), int(row["n_correct"])
-        reason = UNSOLVED if n_correct == 0 else ALWAYS_SOLVED if n_correct >= k else None
+        top = k - 1 if max_correct is None else max_correct
+        reason = UNSOLVED if n_correct < min_correct else ALWAYS_SOLVED if n_correct > top else None
         if reason is not None:
             dropped.setdefault(reason, Counter())[capability] += 1
             continue

@@ -137,3 +137,15 @@ def test_histogram_counts_tasks_per_number_of_correct_rollouts() -> None:
                     "7/8": 1, "8/8": 1}  # fmt: skip
     svg = svg_bar_chart(hist, "pass <rate>")
     assert svg.startswith("<svg") and svg.count("<rect") == 9 and "&lt;rate&gt;" in svg
+
+
+def test_keep_range_is_configurable():
+    rows = [row("a1", 0, k=3), row("a7", 2, k=3), row("b2", 3, k=3)]
+    caps = {"a1": "x", "a7": "x", "b2": "x"}
+    wide = classify(rows, caps, token_edges=EDGES, pass_edges=PASS_EDGES, min_correct=0,
+                    max_correct=3)  # fmt: skip
+    assert [t.task_id for t in wide.kept] == ["a1", "a7", "b2"]
+    only_solved = classify(rows, caps, token_edges=EDGES, pass_edges=PASS_EDGES, min_correct=3,
+                           max_correct=3)  # fmt: skip
+    assert [t.task_id for t in only_solved.kept] == ["b2"]
+    assert {r: dict(c) for r, c in only_solved.dropped.items()} == {UNSOLVED: {"x": 2}}
