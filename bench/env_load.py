@@ -4,10 +4,20 @@ Builds (once, resumably skipped when its marker exists) a BM25 environment of N 
 pages directly through the store implementations (tantivy + DuckDB), starts
 `literesearcher serve` on loopback, and drives it with C concurrent clients for a bounded
 number of requests per workload. The baseline, measured in the same run, is the stores called
-directly in-process (no HTTP, no service): the service's own cost is the difference.
+directly in-process (no HTTP, no service): the service's own cost is the difference. The page
+store baseline is taken twice: the store's `get_many` (point lookups on the primary key) and
+the earlier `IN (SELECT unnest(?))` semi-join, which scans the table.
+
+Several server variants can be compared in one run, interleaved per workload so that the
+machine's load hits them alike: `--variant LABEL=SERVE ARGS` (repeatable), optionally
+`LABEL@TREE=SERVE ARGS` to run `serve` from another source tree (e.g. an export of an older
+commit). The server's CPU time per request is summed over its whole process tree (workers).
+The load generator is a minimal asyncio HTTP/1.1 client (`--client raw`, ~0.2 ms of CPU per
+request); `--client httpx` costs ~4.6 ms per request on the same cores.
 
     python bench/env_load.py --pages 100000 --root .literesearcher/bench/env-100k
-    python bench/env_load.py --pages 1000000 --root .literesearcher/bench/env-1m --requests 20000
+    python bench/env_load.py --pages 1000000 --requests 3000 \
+        --variant "1 worker=--workers 1" --variant "2 workers=--workers 2"
 
 Prints a Markdown table (paste into docs/BENCHMARKS.md) and writes JSON with --json.
 """
@@ -114,6 +124,24 @@ def sample_workload(
     return requests
 
 
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    tree: Path  # the source tree `serve` runs from
+    args: tuple[str, ...]  # extra arguments of `serve`; `--set K=V` pairs go before `serve`
+
+    @staticmethod
+    def parse(spec: str) -> Variant:
+        head, sep, args = spec.partition("=")
+        if not sep or not head.strip():
+            raise argparse.ArgumentTypeError(f"--variant {spec!r}: expected LABEL[@TREE]=ARGS")
+        label, _, tree = head.partition("@")
+        root = Path(tree).resolve() if tree else ROOT
+        if not (root / "literesearcher" / "cli.py").exists():
+            raise argparse.ArgumentTypeError(f"--variant {spec!r}: {root} is no source tree")
+        return Variant(label.strip(), root, tuple(args.split()))
+
+
 @dataclass
 class RunResult:
     workload: str
@@ -127,7 +155,9 @@ class RunResult:
     p99_ms: float
     cache_hit_ratio: float | None = None
     server_cpu_ms: float = 0.0  # server process CPU time per request (robust to contention)
+    client_cpu_ms: float = 0.0  # this load generator's CPU time per request
     load_avg: float = 0.0  # 1-minute load average at the end of the run (2 cores)
+    variant: str = ""
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -135,11 +165,21 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+@dataclass
+class Drive:
+    latencies: list[float]
+    errors: int
+    seconds: float
+    cache_hits: int  # responses with `x-cache: hit`
+    cache_misses: int  # responses with `x-cache: miss`
+
+
 async def drive(
     base_url: str, requests: list[tuple[str, dict[str, Any]]], concurrency: int
-) -> tuple[list[float], int, float]:
+) -> Drive:
     latencies: list[float] = []
     errors = 0
+    cache = {"hit": 0, "miss": 0}
     queue = iter(requests)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
@@ -151,6 +191,9 @@ async def drive(
                 try:
                     r = await client.post(f"/{route}", json=body)
                     ok = r.status_code == 200
+                    seen = r.headers.get("x-cache")
+                    if seen in cache:
+                        cache[seen] += 1
                     kind = f"{route} {r.status_code}: {r.text[:200]}"
                 except httpx.HTTPError as exc:
                     ok = False
@@ -164,13 +207,90 @@ async def drive(
         t0 = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - t0
-    return latencies, errors, elapsed
+    return Drive(latencies, errors, elapsed, cache["hit"], cache["miss"])
+
+
+async def drive_raw(
+    base_url: str, requests: list[tuple[str, dict[str, Any]]], concurrency: int
+) -> Drive:
+    """`drive` on a minimal HTTP/1.1 keep-alive client over asyncio streams (one connection
+    per client): httpx costs the load generator about as much CPU per request as the service
+    itself, and both share the same two cores."""
+    url = httpx.URL(base_url)
+    host, port = url.host, url.port or 80
+    encoded = [
+        (
+            route,
+            b"POST /%s HTTP/1.1\r\nhost: %s:%d\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%s" % (route.encode(), host.encode(), port, len(raw), raw),
+        )
+        for route, raw in ((r, json.dumps(b).encode()) for r, b in requests)
+    ]
+    latencies: list[float] = []
+    errors = 0
+    cache = {b"hit": 0, b"miss": 0}
+    queue = iter(encoded)
+
+    async def worker() -> None:
+        nonlocal errors
+        conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        for route, request in queue:
+            start = time.perf_counter()
+            try:
+                if conn is None:
+                    conn = await asyncio.open_connection(host, port)
+                reader, writer = conn
+                async with asyncio.timeout(30):
+                    writer.write(request)
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    lines = head.split(b"\r\n")
+                    status = int(lines[0].split(b" ", 2)[1])
+                    headers = {}
+                    for line in lines[1:]:
+                        name, _, value = line.partition(b":")
+                        headers[name.strip().lower()] = value.strip()
+                    if b"content-length" not in headers:
+                        raise ValueError(f"no content-length in {head!r}")
+                    body = await reader.readexactly(int(headers[b"content-length"]))
+                ok = status == 200
+                seen = headers.get(b"x-cache")
+                if seen in cache:
+                    cache[seen] += 1
+                kind = f"{route} {status}: {body[:200]!r}"
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+                ok = False
+                kind = f"{route} {type(exc).__name__}: {exc}"
+                if conn is not None:
+                    conn[1].close()
+                conn = None
+            latencies.append(time.perf_counter() - start)
+            if not ok:
+                errors += 1
+                if errors <= 5:
+                    print(f"error: {kind}", file=sys.stderr, flush=True)
+        if conn is not None:
+            conn[1].close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - t0
+    return Drive(latencies, errors, elapsed, cache[b"hit"], cache[b"miss"])
 
 
 def process_cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of a process and all its live descendants (Linux /proc)."""
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited meanwhile
+    return total
 
 
 def cache_lookups(base_url: str) -> tuple[float, float]:
@@ -183,14 +303,25 @@ def cache_lookups(base_url: str) -> tuple[float, float]:
     return hits, sum(float(v) for k, v in found if k == "miss")
 
 
-def serve(root: Path, port: int, cache: bool) -> subprocess.Popen[bytes]:
+def serve(root: Path, port: int, cache: bool, variant: Variant) -> subprocess.Popen[bytes]:
+    overrides: list[str] = []
+    serve_args: list[str] = []
+    args = iter(variant.args)
+    for arg in args:
+        if arg == "--set":
+            overrides += [arg, next(args)]
+        else:
+            serve_args.append(arg)
     cmd = [
         sys.executable, "-m", "literesearcher.cli",
         "--set", f"data_root={root}", "--set", "index.retrieval_mode=bm25",
         "--set", f"cache.enabled={str(cache).lower()}", "--set", "cache.backend=lru",
-        "serve", "--port", str(port),
+        *overrides, "serve", "--port", str(port), *serve_args,
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=dict(os.environ))
+    env = dict(os.environ)
+    if variant.tree != ROOT:  # its packages first, ahead of the editable install
+        env["PYTHONPATH"] = os.pathsep.join([str(variant.tree), env.get("PYTHONPATH", "")])
+    proc = subprocess.Popen(cmd, cwd=variant.tree, env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -210,17 +341,34 @@ def direct_baseline(
     settings = bench_settings(root)
     lexical, store = open_lexical_index(settings), open_page_store(settings)
     pool = settings.env_service.top_k * settings.index.fusion.candidate_multiplier
-    out: dict[str, list[float]] = {"search": [], "visit": []}
+    out: dict[str, list[float]] = {"search": [], "visit": [], "visit_semijoin": []}
+    # The earlier page lookup, for comparison: a semi-join against the unnested URL list.
+    old = duckdb.connect(
+        str(settings.path(settings.page_store.duckdb_path)),
+        read_only=True,
+        config={"memory_limit": settings.page_store.duckdb_memory_limit},
+    )
+    semijoin = (
+        f"SELECT url, title, text FROM {settings.page_store.table} "
+        "WHERE url IN (SELECT unnest(?::VARCHAR[]))"
+    )
     for route, body in requests[:n]:
         t = time.perf_counter()
         if route == "search":
             lexical.search(body["query"], pool)
-        else:
-            store.get_many(body["url"])
+            out[route].append(time.perf_counter() - t)
+            continue
+        got = store.get_many(body["url"])
         out[route].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        rows = old.execute(semijoin, [body["url"]]).fetchall()
+        out["visit_semijoin"].append(time.perf_counter() - t)
+        if len(rows) != len(got):
+            raise RuntimeError(f"page lookups disagree on {body['url']}: {len(rows)} != {len(got)}")
+    old.close()
     lexical.close()
     store.close()
-    return {f"{k}_p50_ms": 1000 * statistics.median(v) for k, v in out.items() if v}
+    return {f"{k}_p50_ms": round(1000 * statistics.median(v), 3) for k, v in out.items() if v}
 
 
 def main() -> int:
@@ -247,7 +395,13 @@ def main() -> int:
     ap.add_argument("--single-requests", type=int, default=500,
                     help="requests of the one-client service-time runs (0: skip them)")  # fmt: skip
     ap.add_argument("--build-only", action="store_true", help="build the environment and stop")
+    ap.add_argument("--client", choices=["raw", "httpx"], default="raw",
+                    help="load generator: a minimal asyncio HTTP/1.1 client, or httpx")  # fmt: skip
+    ap.add_argument("--variant", type=Variant.parse, action="append", default=[],
+                    help="server variant LABEL[@TREE]=SERVE ARGS (repeatable; default: one "
+                    "variant, `serve` with no extra arguments)")  # fmt: skip
     args = ap.parse_args()
+    variants: list[Variant] = args.variant or [Variant("", ROOT, ())]
     root = (args.root or ROOT / ".literesearcher" / "bench" / f"env-{args.pages}").resolve()
     t = time.perf_counter()
     build(root, args.pages, args.seed)
@@ -275,42 +429,53 @@ def main() -> int:
             for name in args.workloads.split(",")]  # fmt: skip
     # Service time: one client, one request at a time (what the paper's 0.15 s compares to).
     runs += [(name, 1, "off") for name in ("search", "visit") if args.single_requests]
-    for name, concurrency, cache in runs:
+    plan = [(run, v) for run in runs for v in variants]  # variants interleaved per workload
+    for (name, concurrency, cache), variant in tqdm(plan, desc="runs", unit="run"):
         reqs = workloads[name] if concurrency > 1 else workloads[name][: args.single_requests]
-        proc = serve(root, args.port, cache == "on")  # fresh: every run starts with a cold cache
+        # Fresh server: every run starts with a cold cache.
+        proc = serve(root, args.port, cache == "on", variant)
         base = f"http://127.0.0.1:{args.port}"
         try:
             warm_reqs = [r for r in warm if name == "mixed" or r[0] == name][:500]
-            asyncio.run(drive(base, warm_reqs, concurrency))  # warm-up (not counted)
+            driver = drive_raw if args.client == "raw" else drive
+            asyncio.run(driver(base, warm_reqs, concurrency))  # warm-up (not counted)
             cpu0, lookups0 = process_cpu_s(proc.pid), cache_lookups(base)
-            lat, errors, elapsed = asyncio.run(drive(base, reqs, concurrency))
+            client0 = time.process_time()
+            d = asyncio.run(driver(base, reqs, concurrency))
+            client_ms = 1000 * (time.process_time() - client0) / len(reqs)
             cpu_ms = 1000 * (process_cpu_s(proc.pid) - cpu0) / len(reqs)
-            hits, misses = (b - a for a, b in zip(lookups0, cache_lookups(base), strict=True))
+            if d.cache_hits + d.cache_misses:  # the header counts every worker's cache
+                hits, misses = float(d.cache_hits), float(d.cache_misses)
+            else:  # a server without the header (one worker): its metrics
+                hits, misses = (b - a for a, b in zip(lookups0, cache_lookups(base), strict=True))
+            lat = d.latencies
             results.append(
                 RunResult(
                     workload=name if concurrency > 1 else f"{name}, 1 client", cache=cache,
-                    requests=len(reqs), errors=errors,
-                    seconds=round(elapsed, 2), throughput=round(len(reqs) / elapsed, 1),
+                    requests=len(reqs), errors=d.errors,
+                    seconds=round(d.seconds, 2), throughput=round(len(reqs) / d.seconds, 1),
                     p50_ms=round(1000 * percentile(lat, 0.50), 2),
                     p95_ms=round(1000 * percentile(lat, 0.95), 2),
                     p99_ms=round(1000 * percentile(lat, 0.99), 2),
                     cache_hit_ratio=round(hits / max(1.0, hits + misses), 3) if cache == "on" else None,
-                    server_cpu_ms=round(cpu_ms, 2), load_avg=round(os.getloadavg()[0], 1),
+                    server_cpu_ms=round(cpu_ms, 2), client_cpu_ms=round(client_ms, 2),
+                    load_avg=round(os.getloadavg()[0], 1), variant=variant.label,
                 )
             )  # fmt: skip
-            print(results[-1], flush=True)
+            tqdm.write(str(results[-1]))
         finally:
             proc.terminate()
             proc.wait(timeout=30)
     print(f"\n{args.pages:,} pages, BM25, {args.concurrency} clients, build {build_s:.0f} s")
     print(f"direct store baseline (in-process, sequential): {baseline}\n")
-    print("| workload | cache | requests | p50 ms | p95 ms | p99 ms | req/s | errors "
-          "| server CPU ms/req | hit ratio | load avg |")  # fmt: skip
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| server | workload | cache | requests | p50 ms | p95 ms | p99 ms | req/s | errors "
+          "| server CPU ms/req | client CPU ms/req | hit ratio | load avg |")  # fmt: skip
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         hit = "" if r.cache_hit_ratio is None else f"{r.cache_hit_ratio:.2f}"
-        print(f"| {r.workload} | {r.cache} | {r.requests} | {r.p50_ms} | {r.p95_ms} | {r.p99_ms} "
-              f"| {r.throughput} | {r.errors} | {r.server_cpu_ms} | {hit} | {r.load_avg} |")  # fmt: skip
+        print(f"| {r.variant} | {r.workload} | {r.cache} | {r.requests} | {r.p50_ms} | {r.p95_ms} "
+              f"| {r.p99_ms} | {r.throughput} | {r.errors} | {r.server_cpu_ms} "
+              f"| {r.client_cpu_ms} | {hit} | {r.load_avg} |")  # fmt: skip
     if args.json:
         args.json.write_text(
             json.dumps(

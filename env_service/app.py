@@ -40,6 +40,13 @@ from literesearcher.urls import try_canonical_url
 log = logging.getLogger(__name__)
 JSON = "application/json"
 T = TypeVar("T")
+# `literesearcher serve --workers N` passes its resolved settings (JSON) to the worker
+# processes in this environment variable; `app_factory` reads them.
+SETTINGS_ENV = "LITERESEARCHER_SERVE_SETTINGS"
+# Response header telling whether the response cache answered (absent with the cache off).
+CACHE_HEADER = "x-cache"
+_HIT = {CACHE_HEADER: "hit"}
+_MISS = {CACHE_HEADER: "miss"}
 
 
 class AuthError(Exception):
@@ -69,8 +76,9 @@ class Runtime:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
 
-def runtime(request: Request) -> Runtime:
-    """The opened stores of this app, after the API key check."""
+async def runtime(request: Request) -> Runtime:
+    """The opened stores of this app, after the API key check (async: FastAPI would run a
+    plain function in its thread pool, a thread hop per request)."""
     rt: Runtime = request.app.state.runtime
     if rt.api_key is not None:
         given = request.headers.get("x-api-key") or ""
@@ -146,7 +154,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
         key = _cache_key("search", req.query, top_k, mode, sorted(mask))
         cached = await _cache_get(rt, "search", key)
         if cached is not None:
-            return Response(cached, media_type=JSON)
+            return Response(cached, media_type=JSON, headers=_HIT)
         embeddings = None
         if mode in VECTOR_MODES:
             if rt.embedder is None:
@@ -162,7 +170,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
                 rt.cache.set(key, body)
             return body
 
-        return Response(await rt.run(compute), media_type=JSON)
+        return Response(await rt.run(compute), media_type=JSON, headers=_cache_headers(rt))
 
     @app.post("/visit")
     async def visit(req: VisitRequest, rt: RuntimeDep) -> Response:
@@ -177,7 +185,7 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
         key = _cache_key("visit", req.url, req.goal, sorted(mask), extractor)
         cached = await _cache_get(rt, "visit", key)
         if cached is not None:
-            return Response(cached, media_type=JSON)
+            return Response(cached, media_type=JSON, headers=_HIT)
         if rt.visit.llm is None:
 
             def compute() -> bytes:
@@ -187,14 +195,28 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
                     rt.cache.set(key, body)
                 return body
 
-            return Response(await rt.run(compute), media_type=JSON)
+            return Response(await rt.run(compute), media_type=JSON, headers=_cache_headers(rt))
         lookups = await rt.run(rt.visit.lookup, req.url, mask)
         body = (await rt.visit.finish_with_llm(lookups, req.goal)).model_dump_json().encode()
         if rt.cache is not None:
             await rt.run(rt.cache.set, key, body)
-        return Response(body, media_type=JSON)
+        return Response(body, media_type=JSON, headers=_cache_headers(rt))
 
     return app
+
+
+def app_factory() -> FastAPI:
+    """The app of one `serve --workers N` worker process, from the settings in SETTINGS_ENV."""
+    raw = os.environ.get(SETTINGS_ENV)
+    if not raw:
+        raise RuntimeError(
+            f"{SETTINGS_ENV} is not set: start worker processes with `literesearcher serve`"
+        )
+    return create_app(Settings.model_validate_json(raw))
+
+
+def _cache_headers(rt: Runtime) -> dict[str, str] | None:
+    return None if rt.cache is None else _MISS
 
 
 def _open_runtime(settings: Settings, metrics: ServiceMetrics, encoder: Encoder | None) -> Runtime:

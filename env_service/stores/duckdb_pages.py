@@ -4,6 +4,15 @@ DuckDB allows one writing process per file, or any number of read-only ones. A s
 read-only (the service) upgrades itself to read-write on its first upsert, so a test or a tool
 can fill a store it opened for reading. Writes are bulk: a batch of pages becomes one Arrow
 table and one `INSERT OR REPLACE` (the primary key on `url` makes re-runs idempotent).
+
+Reads are point lookups, `WHERE url IN (?, ?, ...)` with one parameter per URL, which DuckDB
+answers from the primary key's ART index. (An `IN (SELECT unnest(?))` semi-join scans the whole
+table on DuckDB's threads instead; one `WHERE url = ?` query per URL pays the per-query cost
+per URL. At 1M pages: 0.7 ms of CPU for one URL and 0.9 ms for three, against 1.6 and 1.5 ms for
+the semi-join and 0.8 and 2.1 ms for a query per URL.) Concurrent readers do not share one
+connection behind a lock: each takes a cursor (its own connection to the same database) from a
+free list and puts it back, so there are at most as many cursors as concurrent callers,
+whatever the thread churn.
 """
 
 from __future__ import annotations
@@ -45,13 +54,15 @@ class DuckDBPageStore:
         self._writable = writable
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
+        # Idle read cursors as (connection, cursor of it); list.pop/append are atomic.
+        self._cursors: list[tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]] = []
+        self._all_cursors: list[duckdb.DuckDBPyConnection] = []
 
     def _connect(self, *, write: bool) -> duckdb.DuckDBPyConnection:
         if self._con is not None and (self._writable or not write):
             return self._con
         if self._con is not None:
-            self._con.close()
-            self._con = None
+            self._close_locked()
         self._writable = self._writable or write
         try:
             if self._writable:
@@ -102,28 +113,49 @@ class DuckDBPageStore:
                 con.unregister("_incoming_pages")
         return table.num_rows
 
+    def _take_cursor(self) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]:
+        """(connection it belongs to, an idle cursor): reused when one is free."""
+        try:
+            return self._cursors.pop()
+        except IndexError:
+            pass
+        with self._lock:
+            con = self._connect(write=False)
+            try:
+                cur = con.cursor()
+            except duckdb.Error as exc:
+                raise StoreUnavailable(f"DuckDB page store unavailable: {exc}") from exc
+            self._all_cursors.append(cur)
+            return con, cur
+
+    def _give_back(self, owner: duckdb.DuckDBPyConnection, cur: duckdb.DuckDBPyConnection) -> None:
+        with self._lock:
+            if owner is self._con:  # a cursor of a connection closed meanwhile is dropped
+                self._cursors.append((owner, cur))
+
     def get_many(self, urls: Sequence[str]) -> dict[str, Page]:
         if not urls:
             return {}
-        with self._lock:
-            con = self._connect(write=False)
-            try:
-                rows = con.execute(
-                    f"SELECT url, title, text FROM {self.table} WHERE url IN "
-                    "(SELECT unnest(?::VARCHAR[]))",
-                    [list(urls)],
-                ).fetchall()
-            except duckdb.Error as exc:
-                raise StoreUnavailable(f"DuckDB page store read failed: {exc}") from exc
+        wanted = list(dict.fromkeys(urls))
+        placeholders = ", ".join("?" * len(wanted))
+        query = f"SELECT url, title, text FROM {self.table} WHERE url IN ({placeholders})"
+        owner, cur = self._take_cursor()
+        try:
+            rows = cur.execute(query, wanted).fetchall()
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"DuckDB page store read failed: {exc}") from exc
+        finally:
+            self._give_back(owner, cur)
         return {url: Page(url, title or "", text or "") for url, title, text in rows}
 
     def count(self) -> int:
-        with self._lock:
-            con = self._connect(write=False)
-            try:
-                row = con.execute(f"SELECT count(*) FROM {self.table}").fetchall()[0]
-            except duckdb.Error as exc:
-                raise StoreUnavailable(f"DuckDB page store read failed: {exc}") from exc
+        owner, cur = self._take_cursor()
+        try:
+            row = cur.execute(f"SELECT count(*) FROM {self.table}").fetchone()
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"DuckDB page store read failed: {exc}") from exc
+        finally:
+            self._give_back(owner, cur)
         return int(row[0]) if row else 0
 
     def clear(self) -> None:
@@ -131,18 +163,26 @@ class DuckDBPageStore:
             self._connect(write=True).execute(f"DELETE FROM {self.table}").fetchall()
 
     def ping(self) -> None:
-        with self._lock:
-            con = self._connect(write=False)
-            try:
-                con.execute("SELECT 1").fetchall()
-            except duckdb.Error as exc:
-                raise StoreUnavailable(f"DuckDB page store unavailable: {exc}") from exc
+        owner, cur = self._take_cursor()
+        try:
+            cur.execute("SELECT 1").fetchall()
+        except duckdb.Error as exc:
+            raise StoreUnavailable(f"DuckDB page store unavailable: {exc}") from exc
+        finally:
+            self._give_back(owner, cur)
 
     def close(self) -> None:
         with self._lock:
-            if self._con is not None:
-                self._con.close()
-                self._con = None
+            self._close_locked()
+
+    def _close_locked(self) -> None:
+        """Close the connection and every cursor of it (the file is released only then)."""
+        cursors, self._all_cursors, self._cursors = self._all_cursors, [], []
+        for cur in cursors:
+            cur.close()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
 
 
 def _to_table(pages: Iterable[Page]) -> pa.Table:

@@ -65,5 +65,9 @@ def open_page_store(settings: Settings, *, writable: bool = False) -> PageStore:
     from env_service.stores.postgres_pages import PostgresPageStore
 
     return PostgresPageStore(
-        cfg.postgres_dsn, cfg.table, pool_min=cfg.pool_min, pool_max=cfg.pool_max
+        cfg.postgres_dsn,
+        cfg.table,
+        pool_min=cfg.pool_min,
+        pool_max=cfg.pool_max,
+        timeout_s=cfg.pool_timeout_s,
     )

@@ -18,7 +18,10 @@ brackets in a query cannot change its meaning or raise.
 
 A writable index holds tantivy's writer lock (one writer per index, any number of readers in
 other processes); a read-only one reloads its searcher at most every `reload_interval_s`, so
-it sees what a writer in another process committed.
+it sees what a writer in another process committed. Between reloads every query shares one
+searcher. Searches collect the top documents only, without counting every match (tantivy's
+default; the count visits every matching document and defeats block-max WAND pruning: at 1M
+passages it added about 1 ms of CPU to the 4.6 ms of a typical 2-5 word query).
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ class TantivyIndex:
         self._lock = threading.Lock()
         self._writer: tantivy.IndexWriter | None = None
         self._index: tantivy.Index | None = None
+        self._searcher_cache: tantivy.Searcher | None = None
         self._pending = 0
         try:
             self._open()
@@ -126,6 +130,7 @@ class TantivyIndex:
         writer.commit()
         self._pending = 0
         self._require_index().reload()
+        self._searcher_cache = None
 
     def clear(self) -> None:
         """Delete every document (a fresh build); committed at once."""
@@ -134,17 +139,22 @@ class TantivyIndex:
         self.commit()
 
     # ---- reading -----------------------------------------------------------------------
-    def _searcher(self) -> tantivy.Searcher:
+    def _searcher(self) -> tuple[tantivy.Index, tantivy.Searcher]:
         index = self._require_index()
         now = time.monotonic()
-        if not self.writable and now - self._last_reload >= self._reload_interval_s:
+        searcher = self._searcher_cache
+        if searcher is not None and (
+            self.writable or now - self._last_reload < self._reload_interval_s
+        ):
+            return index, searcher
+        if not self.writable:
             index.reload()
             self._last_reload = now
-        return index.searcher()
+        searcher = self._searcher_cache = index.searcher()
+        return index, searcher
 
     def search(self, queries: Sequence[str], top_k: int) -> list[list[Hit]]:
-        searcher = self._searcher()
-        index = self._require_index()
+        index, searcher = self._searcher()
         out: list[list[Hit]] = []
         for query in queries:
             text = sanitize_query(query)
@@ -153,7 +163,7 @@ class TantivyIndex:
                 continue
             parsed = index.parse_query(text, ["text"])
             hits = []
-            for score, address in searcher.search(parsed, top_k).hits:
+            for score, address in searcher.search(parsed, top_k, count=False).hits:
                 doc = searcher.doc(address)
                 hits.append(
                     Hit(
@@ -168,7 +178,7 @@ class TantivyIndex:
         return out
 
     def count(self) -> int:
-        return int(self._searcher().num_docs)
+        return int(self._searcher()[1].num_docs)
 
     def ping(self) -> None:
         self._require_index()
@@ -181,4 +191,5 @@ class TantivyIndex:
                 self._writer.rollback()  # uncommitted adds are dropped, as a crash would
             self._writer.wait_merging_threads()  # consumes the writer and frees its lock
             self._writer = None
+        self._searcher_cache = None
         self._index = None

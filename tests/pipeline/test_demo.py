@@ -61,7 +61,9 @@ def test_demo_runs_end_to_end_then_from_cache_then_from_a_stage(tmp_path: Path):
     # MLflow holds the lineage: per-step training metrics tagged with curriculum and stage,
     # and one eval run per checkpoint.
     client = MlflowClient(f"sqlite:///{data_root / 'mlflow.db'}")
-    runs = client.search_runs([client.get_experiment_by_name("literesearcher").experiment_id])
+    experiment = client.get_experiment_by_name("literesearcher")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
     stage_runs = {r.data.tags.get("stage") for r in runs
                   if r.data.tags.get("curriculum") == "demo" and "train/reward" in r.data.metrics}  # fmt: skip
     assert {"stage1", "stage2"} <= stage_runs
