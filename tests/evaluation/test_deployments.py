@@ -120,11 +120,13 @@ async def _task_states(api_url: str, flow_run_id: UUID) -> tuple[str, dict[str, 
     return run.state.name, {t.task_key.split("-")[0]: t.state.name for t in tasks if t.state}
 
 
-async def _wait_for_attempt(api_url: str, flow_run_id: UUID, attempt: int) -> str:
+async def _wait_for_attempt(
+    api_url: str, flow_run_id: UUID, attempt: int, timeout: float = 180
+) -> str:
     """Poll until the flow run's `attempt`-th run reached a final state; returns its name."""
     from prefect.client.orchestration import PrefectClient
 
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + timeout
     async with PrefectClient(api_url) as client:
         while True:
             run = await client.read_flow_run(flow_run_id)
@@ -189,3 +191,56 @@ def test_smoke_deployment_runs_through_a_worker_caches_and_retries(prefect_env, 
         "make_numbers": ["Cached", "Completed"],
         "square_numbers": ["Cached", "Completed"],
     }
+
+
+@pytest.mark.slow
+def test_reproduce_deployment_fails_then_retry_resumes_from_the_failed_stage(
+    prefect_env, tmp_path: Path
+):
+    """The tiny end-to-end deployment through a worker: a failure injected at the RL stage
+    fails the run; `prefect flow-run retry` runs it again, and every stage before RL comes back
+    from the catalog (writes nothing) while RL and eval run."""
+    env = prefect_env
+    pool = load_settings("local").prefect.work_pool
+    _cli(env, "work-pool", "create", "--type", "process", pool)
+    _cli(env, "--no-prompt", "deploy", "--name", "reproduce")
+    data_root = tmp_path / "data"
+    marker = tmp_path / "fail-once"
+    marker.touch()
+    params = [
+        "--param", f"profile={REPO / 'tests' / 'pipeline' / 'tiny.yaml'}",
+        "--param", "overrides=" + json.dumps([f"data_root={data_root}",
+                                              f"env_service.port={_free_port()}"]),
+        "--param", "name=drill",
+        "--param", f"fail_once=rl:{marker}",
+    ]  # fmt: skip
+    log = (tmp_path / "worker.log").open("w")
+    worker = subprocess.Popen(
+        [*PREFECT, "worker", "start", "--pool", pool, "--type", "process"],
+        env={**env, "OMP_NUM_THREADS": "1"}, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        out = _cli(env, "deployment", "run", "reproduce/reproduce", *params, timeout=60)
+        match = re.search(r"UUID:\s*([0-9a-f-]{36})", out)
+        assert match, out
+        run_id = UUID(match[1])
+        first = asyncio.run(_wait_for_attempt(env["PREFECT_API_URL"], run_id, 1, timeout=900))
+        state_file = data_root / "runs" / "drill" / "reproduce-state.json"
+        after_failure = json.loads(state_file.read_text())["stages"]
+        _cli(env, "flow-run", "retry", str(run_id))
+        retried = asyncio.run(_wait_for_attempt(env["PREFECT_API_URL"], run_id, 2, timeout=900))
+        after_retry = json.loads(state_file.read_text())["stages"]
+    finally:
+        _stop(worker)
+        log.close()
+    assert first == "Failed", (tmp_path / "worker.log").read_text()[-4000:]
+    assert not marker.exists()
+    upstream = ("world", "build_env", "synthesize", "teacher", "sft", "filter")
+    assert set(after_failure) == set(upstream)  # it stopped at rl: nothing of rl or eval
+    assert all(after_failure[s]["fresh"] for s in upstream)
+    assert retried == "Completed", (tmp_path / "worker.log").read_text()[-4000:]
+    # the retry resumed at the failed stage: the finished stages wrote nothing
+    assert {s: after_retry[s]["fresh"] for s in after_retry} == {
+        **dict.fromkeys(upstream, False), "rl": True, "eval": True,
+    }  # fmt: skip
