@@ -101,8 +101,11 @@ def build_environment(
     tracker.log_params(tracker.run_id, {"build.inputs": inputs, "build.format": fmt,
                                         "build.num_shards": n})  # fmt: skip
     timings: dict[str, float] = {}
+    # Wall-clock start of each stage (and "end"): lets a memory sampler attribute its peaks.
+    marks: dict[str, float] = {}
     try:
         with dask_cluster(settings):
+            marks["ingest"] = time.time()
             started = time.perf_counter()
             with tracker.stage("ingest") as stage:
                 target = t.staging_target(settings, sources)
@@ -116,6 +119,7 @@ def build_environment(
                 stage.log_manifest_stats(quarantine)
             timings["ingest"] = time.perf_counter() - started
 
+            marks["shard"] = time.time()
             started = time.perf_counter()
             with tracker.stage("shard") as stage:
                 losers = t.find_text_duplicates(settings, staging)
@@ -126,6 +130,7 @@ def build_environment(
                 _finish_stage(stage, shards, [staging, losers], shards.rows, started)
             timings["shard"] = time.perf_counter() - started
 
+            marks["passages"] = time.time()
             started = time.perf_counter()
             with tracker.stage("passages") as stage:
                 c = settings.corpus
@@ -140,6 +145,7 @@ def build_environment(
 
             embeddings = None
             if settings.index.retrieval_mode != "bm25":
+                marks["embed"] = time.time()
                 started = time.perf_counter()
                 with tracker.stage("embed") as stage:
                     e = settings.embedding
@@ -151,16 +157,20 @@ def build_environment(
                     _finish_stage(stage, embeddings, [passages], embeddings.rows, started)
                 timings["embed"] = time.perf_counter() - started
 
-            started = time.perf_counter()
-            with tracker.stage("load") as stage:
-                search_index, page_store = _load_stores(settings, catalog_root, shards, passages,
-                                                        embeddings, n)  # fmt: skip
-                ins = [m for m in (passages, embeddings) if m is not None]
-                _finish_stage(stage, search_index, ins, shards.rows, started)
-                stage.log_dataset(shards, "input")
-                stage.log_dataset(page_store, "output")
-                stage.log_manifest_stats(page_store)
-            timings["load"] = time.perf_counter() - started
+        # The loads run in this process (one writer per store), so the Dask workers are shut
+        # down first: their idle memory would otherwise add to the load stage's peak.
+        marks["load"] = time.time()
+        started = time.perf_counter()
+        with tracker.stage("load") as stage:
+            search_index, page_store = _load_stores(settings, catalog_root, shards, passages,
+                                                    embeddings, n)  # fmt: skip
+            ins = [m for m in (passages, embeddings) if m is not None]
+            _finish_stage(stage, search_index, ins, shards.rows, started)
+            stage.log_dataset(shards, "input")
+            stage.log_dataset(page_store, "output")
+            stage.log_manifest_stats(page_store)
+        timings["load"] = time.perf_counter() - started
+        marks["end"] = time.time()
     except BaseException:
         tracker.finish(ok=False)
         raise
@@ -181,6 +191,7 @@ def build_environment(
         "duplicates": {"url": shards.stats.get("duplicate_url", 0),
                        "text": shards.stats.get("duplicate_text", 0)},
         "seconds": timings,
+        "stage_started_at": marks,
         "catalog": str(catalog.root_url),
         "mlflow_run_id": tracker.run_id,
     }  # fmt: skip

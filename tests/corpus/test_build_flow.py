@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import zstandard
 
@@ -42,6 +44,16 @@ def write_corpus(path: Path) -> int:
                for i, t in enumerate(texts))  # fmt: skip
 
 
+def dask_workers(pid: int) -> list[psutil.Process]:
+    """Dask worker processes (multiprocessing spawn children) under `pid`."""
+    found = []
+    for child in psutil.Process(pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+    return found
+
+
 def cli(data_root: Path, corpus: Path) -> list[str]:
     exe = Path(sys.executable).parent / "literesearcher"
     return [str(exe), "--set", f"data_root={data_root}", "--set", "dask.n_workers=2",
@@ -68,6 +80,8 @@ def test_kill_mid_build_then_resume_leaves_no_duplicates(tmp_path: Path) -> None
             time.sleep(0.02)
         assert first.poll() is None, "the first run ended before it could be killed mid-way"
         assert loaded, "no shard was loaded in time"
+        # The stores load in the flow process: the Dask workers were shut down before.
+        assert not dask_workers(first.pid), "Dask workers still running while the stores load"
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
     assert not list(catalog.glob("page_store/*/_manifest.json")), "killed after the last shard"
@@ -80,6 +94,9 @@ def test_kill_mid_build_then_resume_leaves_no_duplicates(tmp_path: Path) -> None
     assert result["pages"] == PAGES
     assert result["duplicates"] == {"url": URL_DUPS, "text": TEXT_DUPS}
     assert result["passages"] == expected_passages
+    marks = result["stage_started_at"]
+    assert list(marks) == ["ingest", "shard", "passages", "load", "end"]
+    assert list(marks.values()) == sorted(marks.values())
     # Finished shards were skipped: the resumed run loaded only the rest into the page store.
     log2 = second.stderr.decode() + second.stdout.decode()
     assert log2.count("Task run 'load-pages-shard") == SHARDS - loaded_before
