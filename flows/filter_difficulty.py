@@ -160,8 +160,9 @@ def filter_difficulty(
     if tasks is None:
         raise ValueError("no tasks_filtered version: run `literesearcher synthesize` first")
     checkpoint, policy_dir = resolve_checkpoint(catalog, policy)
-    tracker = Tracker.start(settings, "filter_difficulty", tags={"flow": "filter_difficulty"})
-    try:
+    with Tracker.start(
+        settings, "filter_difficulty", tags={"flow": "filter_difficulty"}
+    ) as tracker:
         with tracker.stage("heldout_split") as run:
             heldout = split_heldout(catalog_root, tasks, cfg.heldout_fraction, cfg.seed)
             run.log_dataset(tasks, "input")
@@ -209,10 +210,6 @@ def filter_difficulty(
                 run.tracker.client.log_dict(run.run_id, buckets, "buckets.json")
                 stages[stage.name] = manifest.version
                 print(f"stage {stage.name}: {manifest.rows} tasks -> {manifest.version}")
-    except BaseException:
-        tracker.finish(ok=False)
-        raise
-    tracker.finish()
     return {
         "stages": stages,
         "heldout": heldout.version,

@@ -53,8 +53,7 @@ def smoke_flow(n: int = 10, profile: str | None = None, overrides: list[str] | N
     """Run two cached catalog tasks and record them in MLflow; returns task states and ids."""
     settings = load_settings(profile, overrides or [])
     catalog_root = settings.uri(settings.catalog.root)
-    tracker = Tracker.start(settings, "smoke", tags={"flow": "smoke"})
-    try:
+    with Tracker.start(settings, "smoke", tags={"flow": "smoke"}) as tracker:
         with tracker.stage("numbers") as stage:
             numbers_state = make_numbers(catalog_root, n, return_state=True)
             numbers = numbers_state.result()
@@ -66,10 +65,6 @@ def smoke_flow(n: int = 10, profile: str | None = None, overrides: list[str] | N
             stage.log_dataset(numbers, "input")
             stage.log_dataset(squares, "output")
             stage.log_manifest_stats(squares)
-    except BaseException:
-        tracker.finish(ok=False)
-        raise
-    tracker.finish()
     return {
         "states": {"make_numbers": numbers_state.name, "square_numbers": squares_state.name},
         "versions": {"smoke_numbers": numbers.version, "smoke_squares": squares.version},

@@ -130,8 +130,7 @@ def synthesize_tasks(
     n = per_capability or syn.per_capability
     seed = syn.seed if seed is None else seed
     catalog_root = settings.uri(settings.catalog.root)
-    tracker = Tracker.start(settings, "synthesize_tasks", tags={"flow": "synthesize_tasks"})
-    try:
+    with Tracker.start(settings, "synthesize_tasks", tags={"flow": "synthesize_tasks"}) as tracker:
         with tracker.stage("generate") as stage:
             raw = generate_tasks(catalog_root, world, list(syn.capabilities), n, seed,
                                  syn.max_answer_chars)  # fmt: skip
@@ -151,10 +150,6 @@ def synthesize_tasks(
             stage.log_dataset(raw, "input")
             stage.log_dataset(kept, "output")
             stage.log_manifest_stats(kept)
-    except BaseException:
-        tracker.finish(ok=False)
-        raise
-    tracker.finish()
     return {
         "versions": {"tasks_raw": raw.version, "tasks_filtered": kept.version},
         "rows": {"tasks_raw": raw.rows, "tasks_filtered": kept.rows},

@@ -437,14 +437,13 @@ def train_curriculum(
     previous, base = resolve_base(catalog, settings, base_model)
     settings_json = settings.model_dump_json()
     catalog_root = settings.uri(settings.catalog.root)
-    tracker = Tracker.start(
-        settings, f"train_curriculum:{name}", tags={"flow": "train_curriculum",
-                                                    "curriculum_name": name}
-    )  # fmt: skip
     train = train_stage.with_options(retries=settings.curriculum.stage_retries)
     offset = end_step(previous)
     out: dict[str, Any] = {"checkpoints": {}, "model_dirs": {}, "stages": {}, "work_dirs": []}
-    try:
+    with Tracker.start(
+        settings, f"train_curriculum:{name}", tags={"flow": "train_curriculum",
+                                                    "curriculum_name": name}
+    ) as tracker:  # fmt: skip
         for stage in order:
             config_path = stage_config(settings, stage).model_path if stage != SFT else None
             if config_path:  # a stage pinned to its own starting model
@@ -481,10 +480,6 @@ def train_curriculum(
             }  # fmt: skip
             offset = end_step(manifest)
             previous, base = manifest, str(folder)
-    except BaseException:
-        tracker.finish(ok=False)
-        raise
-    tracker.finish()
     last = order[-1] if order else None
     out["final"] = {"stage": last, "checkpoint": out["checkpoints"].get(last),
                     "model_dir": out["model_dirs"].get(last)}  # fmt: skip

@@ -124,6 +124,14 @@ class Tracker:
         status = RunStatus.FINISHED if ok else RunStatus.FAILED
         self.client.set_terminated(self.run_id, RunStatus.to_string(status))
 
+    def __enter__(self) -> Tracker:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        """`with Tracker.start(...) as tracker:` ends the parent run FAILED on an exception
+        (the exception propagates), FINISHED otherwise."""
+        self.finish(ok=exc_type is None)
+
     # ---- logging -----------------------------------------------------------------------
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> None:
         flat = [Param(key, _param_value(value)) for key, value in sorted(flatten(params).items())]

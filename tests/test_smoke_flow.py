@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 from mlflow import MlflowClient
 
 from conf import load_settings
@@ -52,3 +53,15 @@ def test_changed_parameter_recomputes(prefect_server, tmp_path: Path):
     assert changed["states"] == {"make_numbers": "Completed", "square_numbers": "Completed"}
     catalog = Catalog.from_settings(load_settings("local", overrides))
     assert sorted(m.rows for m in catalog.versions("smoke_numbers")) == [3, 4]
+
+
+def test_tracker_context_ends_the_parent_run_failed_on_error(settings):
+    from tasks.tracking import Tracker
+
+    with Tracker.start(settings, "ok-run") as ok, ok.stage("s") as stage:
+        stage.log_metrics({"x": 1.0})
+    with pytest.raises(RuntimeError, match="boom"), Tracker.start(settings, "bad-run") as bad:
+        raise RuntimeError("boom")
+    client = MlflowClient(settings.mlflow_tracking_uri())
+    assert client.get_run(ok.run_id).info.status == "FINISHED"
+    assert client.get_run(bad.run_id).info.status == "FAILED"

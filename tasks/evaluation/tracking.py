@@ -48,8 +48,7 @@ def log_evaluation(
         "checkpoint": checkpoint,
         "benchmarks": ",".join(sorted(rollouts)),
     }
-    tracker = Tracker.start(settings, f"eval-{checkpoint}", tags=run_tags, log_config=False)
-    try:
+    with Tracker.start(settings, f"eval-{checkpoint}", tags=run_tags, log_config=False) as tracker:
         tracker.log_params(tracker.run_id, params)
         tracker.log_metrics(tracker.run_id, eval_metrics(groups))
         for manifest in rollouts.values():
@@ -57,8 +56,4 @@ def log_evaluation(
         tracker.log_dataset(tracker.run_id, report, "output")
         if report_dir is not None:
             tracker.client.log_artifacts(tracker.run_id, str(report_dir), "report")
-    except BaseException:
-        tracker.finish(ok=False)
-        raise
-    tracker.finish()
     return tracker.run_id
