@@ -29,7 +29,7 @@ from conf import Settings, load_settings
 from data_catalog import Catalog, Manifest
 from env_service.stores.factory import open_lexical_index, open_page_store, open_vector_index
 from tasks import build_env as t
-from tasks.corpus.load import marker_path, prepare_store
+from tasks.corpus.load import finish_page_store, marker_path, prepare_store
 from tasks.corpus.work import PartTarget, shard_part
 from tasks.tracking import StageRun, Tracker
 
@@ -248,6 +248,7 @@ def _load_stores(settings: Settings, catalog_root: str, shards: Manifest, passag
         ]  # fmt: skip
         run_parts(index_futures, "index", "passages", "passages")
         run_parts(page_futures, "page store", "pages", "pages")
+        finish_page_store(store)  # the lookup index, built once after the bulk loads
         return iw.seal(), pw.seal()
     finally:
         lexical.close()

@@ -2,21 +2,37 @@
 
 DuckDB allows one writing process per file, or any number of read-only ones. A store opened
 read-only (the service) upgrades itself to read-write on its first upsert, so a test or a tool
-can fill a store it opened for reading. Writes are bulk: a batch of pages becomes one Arrow
-table and one `INSERT OR REPLACE` (the primary key on `url` makes re-runs idempotent).
+can fill a store it opened for reading.
 
-Reads are point lookups, `WHERE url IN (?, ?, ...)` with one parameter per URL, which DuckDB
-answers from the primary key's ART index. (An `IN (SELECT unnest(?))` semi-join scans the whole
-table on DuckDB's threads instead; one `WHERE url = ?` query per URL pays the per-query cost
-per URL. At 1M pages: 0.7 ms of CPU for one URL and 0.9 ms for three, against 1.6 and 1.5 ms for
-the semi-join and 0.8 and 2.1 ms for a query per URL.) Concurrent readers do not share one
-connection behind a lock: each takes a cursor (its own connection to the same database) from a
-free list and puts it back, so there are at most as many cursors as concurrent callers,
-whatever the thread churn.
+No unique constraint: a PRIMARY KEY on `url` (what `INSERT OR REPLACE` needs) is an ART index
+that DuckDB keeps in memory and maintains on every insert, so its memory grows with the corpus
+(the 3M-page build ran out of `memory_limit` at ~2.2M pages). Rows carry `key`, a 63-bit hash
+of the URL (`url_key`), and `part`, the id of the bulk load that wrote them. Two write paths:
+
+- `upsert` / `upsert_arrow` (tools, tests, small writes): delete the incoming URLs, append;
+  the key index is maintained.
+- `replace_part(part, tables)`, the build's path: one transaction deletes the part's rows
+  (an integer filter that zone maps prune, as a part is appended contiguously) and appends the
+  part's pages. URLs are unique across parts by construction (pages are deduplicated by
+  canonical URL before sharding), so re-loading a part is idempotent without a key lookup.
+  The first call drops the key index; `finish_load()` creates it once at the end (an ART over
+  8-byte integers: at 6M rows it builds within a 256 MB `memory_limit`, where an ART over the
+  URL strings runs out).
+
+Reads are point lookups, `WHERE key IN (?, ?, ...)` with one parameter per URL, answered from
+the key index (rows of a colliding key are dropped by comparing the URL). (On the URL primary
+key before: an `IN (SELECT unnest(?))` semi-join scanned the whole table on DuckDB's threads;
+one `WHERE url = ?` query per URL paid the per-query cost per URL. At 1M pages: 0.7 ms of CPU
+for one URL and 0.9 ms for three, against 1.6 and 1.5 ms for the semi-join and 0.8 and 2.1 ms
+for a query per URL.) Concurrent readers do not share one connection behind a lock: each takes
+a cursor (its own connection to the same database) from a free list and puts it back, so there
+are at most as many cursors as concurrent callers, whatever the thread churn.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
 import threading
 from collections.abc import Iterable, Sequence
@@ -30,6 +46,11 @@ from env_service.stores.base import Page, StoreUnavailable
 PAGE_SCHEMA = pa.schema([("url", pa.string()), ("title", pa.string()), ("text", pa.string())])
 _IDENTIFIER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _BATCH_PAGES = 20_000
+
+
+def url_key(url: str) -> int:
+    """The lookup key of a URL: a stable 63-bit hash (non-negative, fits BIGINT)."""
+    return int.from_bytes(hashlib.blake2b(url.encode(), digest_size=8).digest(), "big") >> 1
 
 
 def checked_identifier(name: str) -> str:
@@ -57,6 +78,7 @@ class DuckDBPageStore:
         # Idle read cursors as (connection, cursor of it); list.pop/append are atomic.
         self._cursors: list[tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]] = []
         self._all_cursors: list[duckdb.DuckDBPyConnection] = []
+        self._has_key: bool | None = None  # False for a store written before the key column
 
     def _connect(self, *, write: bool) -> duckdb.DuckDBPyConnection:
         if self._con is not None and (self._writable or not write):
@@ -68,10 +90,7 @@ class DuckDBPageStore:
             if self._writable:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 con = duckdb.connect(str(self.path), config=self._config())
-                con.execute(
-                    f"CREATE TABLE IF NOT EXISTS {self.table} "
-                    "(url VARCHAR PRIMARY KEY, title VARCHAR, text VARCHAR)"
-                ).fetchall()
+                self._create_table(con)
             else:
                 if not self.path.exists():
                     raise StoreUnavailable(f"no page store at {self.path}; run build-env first")
@@ -80,6 +99,29 @@ class DuckDBPageStore:
             raise StoreUnavailable(f"cannot open DuckDB page store {self.path}: {exc}") from exc
         self._con = con
         return con
+
+    @property
+    def _index(self) -> str:
+        return f"{self.table}_key_idx"
+
+    def _create_table(self, con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} "
+            "(url VARCHAR, title VARCHAR, text VARCHAR, key BIGINT, part BIGINT)"
+        ).fetchall()
+        if self._key_column(con):
+            con.execute(f"CREATE INDEX IF NOT EXISTS {self._index} ON {self.table} (key)")
+
+    def _key_column(self, con: duckdb.DuckDBPyConnection) -> bool:
+        if self._has_key is None:
+            # fetchall, not fetchone: an unfinished result keeps its transaction open
+            [(n,)] = con.execute(
+                "SELECT count(*) FROM duckdb_columns() WHERE table_name = ? AND column_name = "
+                "'key' AND database_name = current_database()",
+                [self.table],
+            ).fetchall()
+            self._has_key = bool(n)
+        return self._has_key
 
     def _config(self) -> dict[str, str | bool | int | float | list[str]]:
         return {"memory_limit": self.memory_limit}
@@ -98,20 +140,75 @@ class DuckDBPageStore:
 
     def upsert_arrow(self, table: pa.Table) -> int:
         """Bulk upsert of an Arrow table with columns url, title, text (unique urls)."""
-        table = table.select(["url", "title", "text"])
+        rows = _rows(table, None)
         with self._lock:
             con = self._connect(write=True)
+            self._require_key(con)
             try:
-                con.register("_incoming_pages", table)
+                con.register("_incoming_pages", rows)
+                con.execute("BEGIN TRANSACTION")
                 con.execute(
-                    f"INSERT OR REPLACE INTO {self.table} SELECT url, title, text "
-                    "FROM _incoming_pages"
-                ).fetchall()
+                    f"DELETE FROM {self.table} t USING _incoming_pages i "
+                    "WHERE t.key = i.key AND t.url = i.url"
+                )
+                con.execute(f"INSERT INTO {self.table} BY NAME SELECT * FROM _incoming_pages")
+                con.execute("COMMIT")
             except duckdb.Error as exc:
+                _rollback(con)
                 raise StoreUnavailable(f"DuckDB page store write failed: {exc}") from exc
             finally:
                 con.unregister("_incoming_pages")
-        return table.num_rows
+        return rows.num_rows
+
+    def replace_part(self, part: int, tables: Iterable[pa.Table]) -> int:
+        """Replace every page of one bulk-load part (a shard) with `tables`, atomically.
+
+        The pages' URLs must not occur in another part (the build deduplicates by canonical
+        URL before sharding). The key index is dropped on the first call and rebuilt by
+        `finish_load()`; lookups before that scan the table."""
+        n = 0
+        with self._lock:
+            con = self._connect(write=True)
+            self._require_key(con)
+            try:
+                con.execute(f"DROP INDEX IF EXISTS {self._index}")
+                con.execute("BEGIN TRANSACTION")
+                con.execute(f"DELETE FROM {self.table} WHERE part = ?", [part])
+                for table in tables:
+                    rows = _rows(table, part)
+                    con.register("_incoming_pages", rows)
+                    try:
+                        con.execute(
+                            f"INSERT INTO {self.table} BY NAME SELECT * FROM _incoming_pages"
+                        )
+                    finally:
+                        con.unregister("_incoming_pages")
+                    n += rows.num_rows
+                con.execute("COMMIT")
+            except duckdb.Error as exc:
+                _rollback(con)
+                raise StoreUnavailable(f"DuckDB page store write failed: {exc}") from exc
+            except BaseException:  # the input failed (a corrupt file, a kill): nothing is kept
+                _rollback(con)
+                raise
+        return n
+
+    def finish_load(self) -> None:
+        """Build the key index after bulk loads (a no-op when it exists), and checkpoint."""
+        with self._lock:
+            con = self._connect(write=True)
+            try:
+                if self._key_column(con):
+                    con.execute(f"CREATE INDEX IF NOT EXISTS {self._index} ON {self.table} (key)")
+                con.execute("CHECKPOINT")
+            except duckdb.Error as exc:
+                raise StoreUnavailable(f"DuckDB page store index build failed: {exc}") from exc
+
+    def _require_key(self, con: duckdb.DuckDBPyConnection) -> None:
+        if not self._key_column(con):
+            raise StoreUnavailable(
+                f"DuckDB page store {self.path} predates the key column: rebuild it (build-env)"
+            )
 
     def _take_cursor(self) -> tuple[duckdb.DuckDBPyConnection, duckdb.DuckDBPyConnection]:
         """(connection it belongs to, an idle cursor): reused when one is free."""
@@ -138,20 +235,25 @@ class DuckDBPageStore:
             return {}
         wanted = list(dict.fromkeys(urls))
         placeholders = ", ".join("?" * len(wanted))
-        query = f"SELECT url, title, text FROM {self.table} WHERE url IN ({placeholders})"
         owner, cur = self._take_cursor()
         try:
-            rows = cur.execute(query, wanted).fetchall()
+            if self._key_column(cur):
+                query = f"SELECT url, title, text FROM {self.table} WHERE key IN ({placeholders})"
+                rows = cur.execute(query, [url_key(u) for u in wanted]).fetchall()
+            else:  # a store written before the key column (URL primary key)
+                query = f"SELECT url, title, text FROM {self.table} WHERE url IN ({placeholders})"
+                rows = cur.execute(query, wanted).fetchall()
         except duckdb.Error as exc:
             raise StoreUnavailable(f"DuckDB page store read failed: {exc}") from exc
         finally:
             self._give_back(owner, cur)
-        return {url: Page(url, title or "", text or "") for url, title, text in rows}
+        want = set(wanted)
+        return {url: Page(url, title or "", text or "") for url, title, text in rows if url in want}
 
     def count(self) -> int:
         owner, cur = self._take_cursor()
         try:
-            row = cur.execute(f"SELECT count(*) FROM {self.table}").fetchone()
+            [row] = cur.execute(f"SELECT count(*) FROM {self.table}").fetchall()
         except duckdb.Error as exc:
             raise StoreUnavailable(f"DuckDB page store read failed: {exc}") from exc
         finally:
@@ -159,8 +261,12 @@ class DuckDBPageStore:
         return int(row[0]) if row else 0
 
     def clear(self) -> None:
+        """Drop every page (and a table of an older schema), leaving an empty indexed table."""
         with self._lock:
-            self._connect(write=True).execute(f"DELETE FROM {self.table}").fetchall()
+            con = self._connect(write=True)
+            con.execute(f"DROP TABLE IF EXISTS {self.table}").fetchall()
+            self._has_key = None
+            self._create_table(con)
 
     def ping(self) -> None:
         owner, cur = self._take_cursor()
@@ -183,6 +289,7 @@ class DuckDBPageStore:
         if self._con is not None:
             self._con.close()
             self._con = None
+        self._has_key = None
 
 
 def _to_table(pages: Iterable[Page]) -> pa.Table:
@@ -195,3 +302,20 @@ def _to_table(pages: Iterable[Page]) -> pa.Table:
         },
         schema=PAGE_SCHEMA,
     )
+
+
+def _rows(table: pa.Table, part: int | None) -> pa.Table:
+    """Pages (url, title, text) with their lookup key and load part."""
+    table = table.select(["url", "title", "text"])
+    keys = pa.array([url_key(u) for u in table.column("url").to_pylist()], pa.int64())
+    parts = (
+        pa.nulls(table.num_rows, pa.int64())
+        if part is None
+        else pa.array([part] * table.num_rows, pa.int64())
+    )
+    return table.append_column("key", keys).append_column("part", parts)
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    with contextlib.suppress(duckdb.Error):  # no transaction was open
+        con.execute("ROLLBACK")

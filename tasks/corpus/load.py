@@ -1,7 +1,9 @@
 """Loading shards into the stores: idempotent by id, and aware of which build a store holds.
 
 Re-loading a shard never duplicates (tantivy: delete-then-add by passage id; Milvus: upsert by
-passage id; page stores: upsert by canonical URL). A store is one build's output, so a marker
+passage id; page stores: upsert by canonical URL, or, where the store can, replace the shard's
+rows as one part: the DuckDB store then keeps no key index during the load and builds it once
+in `finish_page_store`). A store is one build's output, so a marker
 file records which load version it holds: loading a different build first clears the store
 (no stale pages from another corpus), while resuming the same build keeps what is there and
 skips the shards the catalog already lists as loaded.
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from env_service.stores.base import LexicalIndex, Page, PageStore, VectorIndex
@@ -61,20 +64,37 @@ def load_vector_shard(index: VectorIndex, embedding_files: list[Path]) -> int:
 
 
 def load_page_shard(store: PageStore, shard_files: list[Path]) -> int:
-    """Upsert one shard's pages in Arrow batches (bulk paths when the store has one)."""
+    """Load one shard's pages in Arrow batches: as one replaced part where the store supports
+    it (`replace_part`), else by bulk upsert (`upsert_arrow`) or page upserts."""
+    replace = getattr(store, "replace_part", None)
+    if replace is not None:
+        return int(replace(part_id(shard_files), _page_tables(shard_files)))
     bulk = getattr(store, "upsert_arrow", None)
     n = 0
-    for file in shard_files:
+    for table in _page_tables(shard_files):
+        n += bulk(table) if bulk is not None else store.upsert(_pages(table))
+    return n
+
+
+def finish_page_store(store: PageStore) -> None:
+    """After every shard is loaded (or skipped as loaded): let the store build its lookup index."""
+    finish = getattr(store, "finish_load", None)
+    if finish is not None:
+        finish()
+
+
+def part_id(shard_files: list[Path]) -> int:
+    """A stable 63-bit id of one shard's input files: the same shard re-loaded replaces itself."""
+    digest = hashlib.sha256("\n".join(sorted(str(f) for f in shard_files)).encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def _page_tables(files: list[Path]) -> Iterator[pa.Table]:
+    for file in files:
         for batch in pq.ParquetFile(file).iter_batches(
             batch_size=READ_BATCH * 4, columns=["url", "title", "text"]
         ):
-            if bulk is not None:
-                import pyarrow as pa
-
-                n += bulk(pa.Table.from_batches([batch]))
-            else:
-                n += store.upsert(_pages(batch))
-    return n
+            yield pa.Table.from_batches([batch])
 
 
 def _batches(files: list[Path]) -> Iterator[Any]:

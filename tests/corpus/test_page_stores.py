@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -79,6 +80,70 @@ def test_bulk_arrow_upsert_is_idempotent_on_both(
         assert store.count() == n
     sample = [f"https://b.example/{i}" for i in (0, 1234, 4999)]
     assert duck.get_many(sample) == pg.get_many(sample)
+
+
+def _part_table(lo: int, hi: int, version: str = "") -> pa.Table:
+    return pa.table(
+        {
+            "url": [f"https://s.example/{i}" for i in range(lo, hi)],
+            "title": [f"T{i}{version}" for i in range(lo, hi)],
+            "text": [f"text {i}{version}" for i in range(lo, hi)],
+        }
+    )
+
+
+def test_duckdb_bulk_parts_replace_themselves_and_roll_back_on_failure(
+    duck: DuckDBPageStore,
+) -> None:
+    assert duck.replace_part(1, [_part_table(0, 300), _part_table(300, 500)]) == 500
+    assert duck.replace_part(2, [_part_table(500, 800)]) == 300
+    # part 1 loaded again (after a kill) with other contents: it replaces itself, part 2 stays
+    assert duck.replace_part(1, [_part_table(0, 400, " v2")]) == 400
+    assert duck.count() == 700
+    got = duck.get_many(["https://s.example/0", "https://s.example/450", "https://s.example/799"])
+    assert got == {
+        "https://s.example/0": Page("https://s.example/0", "T0 v2", "text 0 v2"),
+        "https://s.example/799": Page("https://s.example/799", "T799", "text 799"),
+    }
+
+    def failing() -> Iterator[pa.Table]:
+        yield _part_table(900, 1000)
+        raise OSError("the shard file is corrupt")
+
+    with pytest.raises(OSError, match="corrupt"):
+        duck.replace_part(3, failing())
+    assert duck.count() == 700  # nothing of the failed part is left
+    duck.finish_load()
+    duck.finish_load()  # idempotent: the index exists
+    assert duck.get_many(["https://s.example/799"])["https://s.example/799"].title == "T799"
+    # an upsert after the bulk load still replaces by URL
+    duck.upsert([Page("https://s.example/799", "new", "new text")])
+    assert duck.count() == 700
+    assert duck.get_many(["https://s.example/799"])["https://s.example/799"].title == "new"
+
+
+def test_duckdb_store_of_the_old_schema_reads_and_clears_to_the_new_one(tmp_path: Path) -> None:
+    path = tmp_path / "pages.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE pages (url VARCHAR PRIMARY KEY, title VARCHAR, text VARCHAR)")
+    con.execute("INSERT INTO pages VALUES ('https://o.example/1', 'Old', 'old text')")
+    con.close()
+    reader = DuckDBPageStore(path)
+    assert reader.get_many(["https://o.example/1"])["https://o.example/1"].title == "Old"
+    reader.close()
+    store = DuckDBPageStore(path, writable=True)
+    try:
+        with pytest.raises(StoreUnavailable, match="predates the key column"):
+            store.replace_part(1, [_part_table(0, 3)])
+        store.clear()  # what a new build does first
+        assert store.replace_part(1, [_part_table(0, 3)]) == 3
+        store.finish_load()
+        assert store.count() == 3
+        assert set(store.get_many(["https://s.example/2", "https://o.example/1"])) == {
+            "https://s.example/2"
+        }
+    finally:
+        store.close()
 
 
 @pytest.mark.postgres

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import duckdb
 import httpx
+import pyarrow as pa
 import pytest
 import tantivy
 
 from conf import Settings, load_settings
 from env_service.app import CACHE_HEADER, SETTINGS_ENV, app_factory
 from env_service.stores.base import Page, StoreUnavailable
-from env_service.stores.duckdb_pages import DuckDBPageStore
+from env_service.stores.duckdb_pages import DuckDBPageStore, url_key
 from env_service.stores.factory import open_lexical_index, open_page_store
 from env_service.stores.tantivy_index import TantivyIndex
 
@@ -63,17 +64,26 @@ def test_duckdb_lookups_are_right_from_many_threads(tmp_path: Path) -> None:
     again.close()
 
 
-def test_duckdb_lookup_uses_the_primary_key_index(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bulk", [False, True], ids=["upserts", "bulk-parts"])
+def test_duckdb_lookup_uses_the_key_index(tmp_path: Path, bulk: bool) -> None:
     path = tmp_path / "pages.duckdb"
     store = DuckDBPageStore(path, writable=True)
-    store.upsert(_pages(3000))
+    if bulk:  # the build's path: parts appended without the index, which is built at the end
+        pages = _pages(3000)
+        table = pa.table({f: [getattr(p, f) for p in pages] for f in ("url", "title", "text")})
+        store.replace_part(1, [table.slice(0, 1500)])
+        store.replace_part(2, [table.slice(1500)])
+        store.finish_load()
+    else:
+        store.upsert(_pages(3000))
     store.close()
     con = duckdb.connect(str(path), read_only=True)
     try:
         # the query get_many runs, as run: DuckDB picks an index scan at execution time
         plans = [
             con.execute(
-                f"EXPLAIN ANALYZE SELECT url, title, text FROM pages WHERE url IN ({q})", us
+                f"EXPLAIN ANALYZE SELECT url, title, text FROM pages WHERE key IN ({q})",
+                [url_key(u) for u in us],
             ).fetchall()[0][1]
             for q, us in [("?", ["https://p.example/7"]), ("?, ?", ["https://p.example/7", "x"])]
         ]
@@ -81,6 +91,13 @@ def test_duckdb_lookup_uses_the_primary_key_index(tmp_path: Path) -> None:
         con.close()
     for plan in plans:
         assert "Type: Index Scan" in plan, plan
+    reader = DuckDBPageStore(path)
+    try:
+        assert reader.get_many(["https://p.example/7", "x"]) == {
+            "https://p.example/7": _pages(8)[7]
+        }
+    finally:
+        reader.close()
 
 
 def test_read_only_store_upgrades_to_write_and_still_reads(tmp_path: Path) -> None:
