@@ -350,6 +350,8 @@ class DifficultyConfig(Section):
     # zero advantage: useful only to exercise the pipeline with an untrained policy).
     min_correct: int = Field(1, ge=0)
     max_correct: int | None = Field(None, ge=0)
+    # Sampling temperature of the pass@k rollouts; None: rl.temperature.
+    temperature: float | None = Field(None, ge=0)
     # Share of tasks_filtered held out (by hash of task id) before rollouts, for evaluation.
     heldout_fraction: float = Field(0.2, ge=0, lt=1)
     seed: int = 0

@@ -127,6 +127,11 @@ def _run_rollouts(
     settings: Settings, pool: list[TaskRecord], policy: str | None, k: int, inputs: list[Manifest]
 ) -> RolloutResult:
     tasks = [stage_data.agent_task(t) for t in pool]
+    temperature = settings.curriculum.difficulty.temperature
+    if temperature is not None:  # pass@k needs sampling even where evaluation is greedy
+        settings = settings.model_copy(
+            update={"rl": settings.rl.model_copy(update={"temperature": temperature})}
+        )
     with ensure_env_service(settings) as live:
         # The task run (with its retries, each resuming from the committed parts).
         result: RolloutResult = asyncio.run(rollout(tasks, policy, k, settings=live, inputs=inputs))

@@ -24,6 +24,7 @@ one-shot failure for retry drills (the integration test injects one).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import shutil
 import time
@@ -160,8 +161,10 @@ def teacher_sft_data(settings_json: str, tasks_version: str) -> Manifest:
     pool = pool[:limit] if limit else pool
     if not pool:
         raise ValueError(f"tasks_filtered {tasks_version} has no training tasks for the teacher")
-    config = TeacherConfig(date=settings.rl.date or TeacherConfig.date,
-                           top_k=settings.env_service.top_k)  # fmt: skip
+    # The date the policy's prompts will carry (rl.date, else today), so SFT sees its prompt.
+    config = TeacherConfig(date=settings.rl.date or dt.date.today().isoformat(),
+                           top_k=settings.env_service.top_k,
+                           require_grounded=settings.pipeline.teacher_grounded)  # fmt: skip
     params = sft_params(pool, config)
     found = find_sft_data(catalog, [manifest], params)
     if found is not None:

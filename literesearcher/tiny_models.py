@@ -1,8 +1,10 @@
 """Tiny local models in the real HF formats, built in seconds from the virtual world.
 
-- policy: a byte-level BPE tokenizer trained on world pages plus the agent protocol's special
-  tokens, a Qwen3-style chat template with tool turns, and a randomly initialised
-  `Qwen3ForCausalLM` of a few layers (safetensors + generation_config.json);
+- policy: a byte-level BPE tokenizer trained on world pages plus the agent protocol's own text
+  (`protocol_sample`: the system prompt, tool calls, tool responses and answers, rendered as
+  whole episodes, so the fixed prompt and the tool syntax compress as a real tokenizer's
+  would), the protocol's special tokens, a Qwen3-style chat template with tool turns, and a
+  randomly initialised `Qwen3ForCausalLM` of a few layers (safetensors + generation_config.json);
 - embedder: a BGE-M3-format directory (`XLMRobertaModel` + `colbert_linear.pt` +
   `sparse_linear.pt` + an XLM-R style tokenizer) that FlagEmbedding's `BGEM3FlagModel` loads.
 
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from data_catalog import Catalog, Manifest
 
 _T = TypeVar("_T")
-CODE_VERSION = "tiny-models-1"
+CODE_VERSION = "tiny-models-2"
 POLICY_DIR = "tiny-policy"
 EMBEDDER_DIR = "tiny-bge-m3"
 
@@ -74,6 +76,7 @@ class TinySizes:
     embedder_intermediate: int = 128
     embedder_max_positions: int = 8194  # BGE-M3's value: 8192 tokens + padding offset
     sample_pages: int = 1000  # enough text for a 4k-token vocabulary
+    protocol_pages: int = 200  # episodes of protocol text in the policy tokenizer's sample
 
 
 DEFAULT_SIZES = TinySizes()
@@ -86,6 +89,52 @@ def world_sample(seed: int, pages: int = DEFAULT_SIZES.sample_pages) -> Iterator
     for _, _, block_pages in iter_world(seed, pages):
         for page in block_pages:
             yield f"{page.title}\n{page.doc}"
+
+
+def protocol_sample(seed: int, pages: int = DEFAULT_SIZES.protocol_pages) -> Iterator[str]:
+    """The agent protocol's text as the policy reads and writes it, one rendered episode per
+    world page: system prompt, question, search and visit calls (the oracle teacher's turns),
+    tool responses in env_service's layouts, an answer, plus the protocol's notes. Each episode
+    repeats the fixed system prompt, so BPE merges its words and the tool JSON into few tokens."""
+    from env_service.formats import SearchItem, join_calls, search_text, visit_text
+    from literesearcher.world.generate import iter_world
+    from rl.protocol import (
+        FORCED_ANSWER_NOTE,
+        NO_ACTION_ERROR,
+        initial_messages,
+        render_assistant_turn,
+        render_raw,
+        render_tool_turn,
+    )
+    from rl.teacher import TeacherConfig
+
+    if pages < 1:
+        return
+    teacher = TeacherConfig()
+    world = [p for _, _, block in iter_world(seed, pages) for p in block]
+    for i, page in enumerate(world):
+        name = page.title.split(" - ")[0]
+        question = f"What does {page.site.name} say about {name}?"
+        hits = [world[(i + j) % len(world)] for j in range(3)]
+        items = [SearchItem(h.url, h.title, h.doc.split("\n", 2)[-1][:60]) for h in hits]
+        body = page.doc.split("\n", 2)[-1]
+        rank = 1 + i % 3
+        search_args = {"query": [question]}
+        visit_args = {"url": [hits[rank - 1].url], "goal": question}
+        messages = initial_messages(question, teacher.date)
+        messages += [
+            {"role": "assistant", "content": render_assistant_turn(
+                teacher.plan, [{"name": "search", "arguments": search_args}])},
+            {"role": "tool", "content": render_tool_turn([search_text(question, items)])},
+            {"role": "assistant", "content": render_assistant_turn(
+                teacher.pick.format(rank=rank) if i % 4 else teacher.pick_unlisted,
+                [{"name": "visit", "arguments": visit_args}])},
+            {"role": "tool", "content": render_tool_turn([join_calls(
+                [visit_text(hits[rank - 1].url, question, body[:400], body[:120])])])},
+            {"role": "assistant", "content": render_assistant_turn(teacher.conclude, answer=name)},
+        ]  # fmt: skip
+        note = FORCED_ANSWER_NOTE if i % 2 else NO_ACTION_ERROR
+        yield render_raw(messages, add_generation_prompt=False) + note
 
 
 def _train_bpe(texts: Iterable[str], vocab_size: int, special: Iterable[str]) -> Tokenizer:
@@ -130,6 +179,7 @@ def build_tiny_policy(
 
     out_dir = Path(out_dir)
     texts = corpus_sample if corpus_sample is not None else world_sample(seed, sizes.sample_pages)
+    texts = itertools.chain(texts, protocol_sample(seed, sizes.protocol_pages))
     raw = _train_bpe(texts, sizes.vocab_size, CHAT_SPECIAL)
     raw.add_tokens([AddedToken(t, special=False, normalized=False) for t in PROTOCOL_TAGS])
     tokenizer = PreTrainedTokenizerFast(

@@ -40,6 +40,7 @@ def _overrides(root: Path, policy_url: str) -> list[str]:
         f'llm.endpoints={{policy: {{base_urls: ["{policy_url}"], model: known-rates}}}}',
         f"curriculum.difficulty.seed={SEED}",
         f"curriculum.difficulty.heldout_fraction={FRACTION}", f"curriculum.stages={STAGES}",
+        "rl.temperature=0.0", "curriculum.difficulty.temperature=0.9",
     ]  # fmt: skip
 
 
@@ -122,6 +123,9 @@ def test_flow_writes_heldout_and_stage_datasets_and_is_cached(
     }
     assert len(catalog.versions("curriculum_stage")) == 2  # nothing rewritten
     assert len(catalog.versions("rollouts")) == 1
+    # pass@k sampled at the difficulty filter's temperature, not the (greedy) rl one
+    sealed = catalog.manifest("rollouts", result["rollouts"])
+    assert sealed is not None and sealed.params["episode"]["temperature"] == 0.9
 
 
 def test_cli_filter_runs_the_flow(

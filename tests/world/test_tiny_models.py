@@ -84,6 +84,36 @@ def test_chat_template_renders_qwen3_turns_and_tool_results(tiny):
     assert not no_prompt.endswith("<|im_start|>assistant\n")
 
 
+def test_protocol_text_compresses_like_a_real_tokenizer(tiny, tmp_path: Path):
+    """Trained with the protocol's own text, the fixed system prompt and the tool JSON take a
+    few characters per token (a world-pages-only BPE spends about one token per 2 characters on
+    them); without it (protocol_pages=0) they do not."""
+    from dataclasses import replace
+
+    from transformers import AutoTokenizer
+
+    from literesearcher.tiny_models import DEFAULT_SIZES, protocol_sample
+    from rl.protocol import render_assistant_turn, render_system_prompt
+
+    system = render_system_prompt("2025-01-01")
+    call = render_assistant_turn(
+        "I will search for this.", [{"name": "search", "arguments": {"query": ["Who?"]}}]
+    )
+    episode = next(protocol_sample(0, 1))
+    assert system in episode and "<tool_response>" in episode and "<answer>" in episode
+
+    def chars_per_token(policy: Path, text: str) -> float:
+        tok = AutoTokenizer.from_pretrained(policy)
+        return len(text) / len(tok.encode(text, add_special_tokens=False))
+
+    assert chars_per_token(tiny["policy"], system) > 3.0
+    assert chars_per_token(tiny["policy"], call) > 3.0
+    bare = build_tiny_policy(
+        tmp_path / "bare", seed=0, sizes=replace(DEFAULT_SIZES, protocol_pages=0)
+    )
+    assert chars_per_token(bare, system) < 2.5
+
+
 def test_embedder_loads_and_encodes_through_flagembedding(tiny):
     from FlagEmbedding import BGEM3FlagModel
 

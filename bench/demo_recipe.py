@@ -1,0 +1,419 @@
+"""The miniature SFT -> RL recipe (issue 10), run stage by stage with the library functions.
+
+Per seed: virtual world -> local web (DuckDB pages + tantivy) -> env_service in a thread ->
+ground-truth tasks (5 capabilities) + quality filters -> train / held-out split (by task id
+hash) -> oracle teacher trajectories on train (`rl.teacher`) -> SFT of the tiny policy ->
+held-out pass@1 -> GRPO stage 1 -> GRPO stage 2 (`run_local_stage`) -> held-out pass@1.
+
+pass@1 is greedy (temperature 0, one episode per task) on the same held-out tasks after SFT
+and after RL; no held-out task is used for training. Every stage's output is cached under
+`--work/seed-N/`, so a re-run resumes (pass `--fresh` to redo a seed). The recipe is the
+`demo` profile (conf/demo.yaml); `--set key=value` overrides it like the CLI does.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/demo_recipe.py --seeds 0 1 2 [--work DIR]
+
+Prints one JSON line per seed and a Markdown table (pass@1 after SFT and after RL, their
+spread over seeds, wall time per stage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import shutil
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tqdm.auto import tqdm  # noqa: E402
+
+from conf import Settings, load_settings  # noqa: E402
+from data_catalog import Catalog  # noqa: E402
+
+# The recipe's knobs that have no home in Settings yet (everything else is conf/demo.yaml:
+# policy sizes are `pipeline.policy_sizes`, the grounded teacher `pipeline.teacher_grounded`);
+# each can be changed with --recipe key=value.
+RECIPE: dict[str, Any] = {
+    # RL tasks: train tasks the SFT policy solves sometimes (0 < pass < 1 over
+    # `curriculum.difficulty.k` samples at stage 1's temperature), as the difficulty filter
+    # keeps them; probed on at most this many train tasks (0: all).
+    "difficulty_tasks": 96,
+    "sft_only": False,  # stop after the SFT evaluation (probing the SFT budget)
+}
+
+
+def _free_port() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+@contextlib.contextmanager
+def serve_env(settings: Settings) -> Iterator[str]:
+    """env_service (the real app) on a free local port in a thread; yields its URL."""
+    import uvicorn
+
+    from env_service.app import create_app
+
+    sock = _free_port()
+    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("env_service did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+class Timer:
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        print(f"[{name}] ...", file=sys.stderr, flush=True)
+        yield
+        self.times[name] = round(time.perf_counter() - t0, 1)
+        print(f"[{name}] {self.times[name]} s", file=sys.stderr, flush=True)
+
+
+def synthesize(settings: Settings, world: Path, web: Path, recipe: dict[str, Any]) -> list[Any]:
+    """Ground-truth tasks + the quality filters (no LLM judge locally), as the flow runs them."""
+    from tasks.synthesis import world_web
+    from tasks.synthesis.filters import (
+        AnswerabilityFilter,
+        AnswerFormFilter,
+        AnswerInQuestionFilter,
+        DedupFilter,
+        LeakageFilter,
+        run_filters,
+    )
+    from tasks.synthesis.ground_truth import GroundTruthGenerator
+
+    syn = settings.synthesis
+    gen = GroundTruthGenerator(world, seed=syn.seed, created="2025-01-01T00:00:00+00:00")
+    raw = list(gen.generate(syn.capabilities, syn.per_capability))  # type: ignore[arg-type]
+    store, index = world_web.open_world_web(web)
+    try:
+        shown = world_web.lexical_search(
+            index, syn.leakage_top_k, snippet_chars=settings.env_service.snippet_chars
+        )
+        search = world_web.lexical_search(index, max(syn.answerability_top_k, 1))
+        steps = [
+            AnswerFormFilter(syn.max_answer_chars, syn.max_answer_words),
+            AnswerInQuestionFilter(),
+            DedupFilter(syn.near_dup_threshold),
+            LeakageFilter(shown, top_k=syn.leakage_top_k),
+            AnswerabilityFilter(store, search, top_k=syn.answerability_top_k),
+        ]
+        kept, stats = run_filters(raw, steps)
+    finally:
+        store.close()
+        index.close()
+    print(json.dumps({"raw": len(raw), "kept": len(kept), "filters": stats}), file=sys.stderr)
+    return kept
+
+
+def _records(catalog: Catalog, version: str) -> list[dict[str, Any]]:
+    rel = catalog.read("rollouts", version)
+    return [dict(zip(rel.columns, r, strict=True)) for r in rel.fetchall()]
+
+
+async def pass_rates(
+    settings: Settings, policy: Path, tasks: list[Any], catalog: Catalog, k: int, temp: float
+) -> dict[str, float]:
+    """Per-task pass rate of `policy` over k sampled episodes: the difficulty filter's signal."""
+    from env_service.client import EnvClient
+    from rl.backends.local_hf import LocalHFBackend
+    from rl.episode import AgentTask, EpisodeConfig
+    from rl.judge import judge_from_settings
+    from rl.rollout import rollout_async
+
+    backend = LocalHFBackend(policy, device=settings.llm.device)
+    agent_tasks = [AgentTask.model_validate(t.model_dump()) for t in tasks]
+    async with EnvClient.from_settings(settings) as env:
+        result = await rollout_async(
+            agent_tasks, backend, env, k, catalog=catalog,
+            config=EpisodeConfig.from_settings(settings, temperature=temp),
+            count_tokens=backend.count_tokens, judge=judge_from_settings(settings),
+            policy_id=f"difficulty:{policy}", concurrency=settings.rl.concurrency,
+            seed=settings.seed, progress=True,
+        )  # fmt: skip
+    hits: dict[str, list[bool]] = {}
+    for r in _records(catalog, result.rollouts.version):
+        hits.setdefault(r["task_id"], []).append(bool(r["correct"]))
+    return {tid: sum(v) / len(v) for tid, v in hits.items()}
+
+
+async def evaluate(
+    settings: Settings, policy: Path, tasks: list[Any], catalog: Catalog, label: str
+) -> dict[str, float]:
+    """Greedy pass@1 over `tasks` through the real env_service, as a `rollouts` version."""
+    from env_service.client import EnvClient
+    from rl.backends.local_hf import LocalHFBackend
+    from rl.episode import AgentTask, EpisodeConfig
+    from rl.judge import judge_from_settings
+    from rl.rollout import rollout_async
+
+    backend = LocalHFBackend(policy, device=settings.llm.device)
+    agent_tasks = [AgentTask.model_validate(t.model_dump()) for t in tasks]
+    async with EnvClient.from_settings(settings) as env:
+        result = await rollout_async(
+            agent_tasks, backend, env, 1, catalog=catalog,
+            config=EpisodeConfig.from_settings(settings, temperature=0.0),
+            count_tokens=backend.count_tokens, judge=judge_from_settings(settings),
+            policy_id=f"{label}:{policy}", concurrency=settings.rl.concurrency,
+            seed=settings.seed, progress=True,
+        )  # fmt: skip
+    recs = _records(catalog, result.rollouts.version)
+    n = len(recs)
+    return {
+        "pass_at_1": sum(bool(r["correct"]) for r in recs) / n,
+        "tool_calls": sum(r["num_tool_calls"] for r in recs) / n,
+        "turns": sum(r["num_turns"] for r in recs) / n,
+        "terminations": dict(Counter(r["termination"] for r in recs)),
+    }
+
+
+def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]) -> dict[str, Any]:
+    from literesearcher.tiny_models import (
+        CODE_VERSION,
+        DEFAULT_SIZES,
+        TinySizes,
+        build_tiny_policy,
+    )
+    from literesearcher.world import generate_world
+    from rl.judge import judge_from_settings
+    from rl.teacher import (
+        TeacherConfig,
+        find_sft_data,
+        read_sft_messages,
+        sft_params,
+        teacher_trajectories,
+        write_sft_data,
+    )
+    from rl.trainer.local_stage import run_local_sft, run_local_stage
+    from tasks.curriculum.difficulty import is_heldout
+    from tasks.synthesis import world_web
+
+    root = work / f"seed-{seed}"
+    root.mkdir(parents=True, exist_ok=True)
+    timer = Timer()
+    world, web = root / "world", root / "web"
+    base = [
+        f"data_root={root}",
+        f"seed={seed}",
+        f"synthesis.seed={seed}",
+        f"curriculum.sft.seed={seed}",
+        f"page_store.duckdb_path={web / 'pages.duckdb'}",
+        f"index.tantivy_path={web / 'lexical'}",
+        "cache.enabled=false",
+    ]
+    settings = load_settings("demo", [*base, *overrides])
+    catalog = Catalog.from_settings(settings)
+    out: dict[str, Any] = {"seed": seed, "recipe": recipe}
+
+    with timer.stage("world"):
+        generate_world(world, pages=settings.pipeline.world_pages, seed=seed)
+    with timer.stage("local_web"):
+        world_web.build_world_web(world, web, words=settings.corpus.passage_words,
+                                  overlap=settings.corpus.passage_overlap)  # fmt: skip
+    with timer.stage("synthesize"):
+        tasks = synthesize(settings, world, web, recipe)
+    # The difficulty flow's split (`curriculum.difficulty`): a share of task ids by hash.
+    frac, split_seed = settings.curriculum.difficulty.heldout_fraction, seed
+    heldout = [t for t in tasks if is_heldout(t.id, frac, split_seed)]
+    train = [t for t in tasks if not is_heldout(t.id, frac, split_seed)]
+    out["tasks"] = {"train": len(train), "heldout": len(heldout)}
+
+    with serve_env(settings) as url:
+        settings = load_settings("demo", [*base, f"env_service.url={url}", *overrides])
+        from env_service.client import EnvClient
+
+        teacher_cfg = TeacherConfig(
+            date=settings.rl.date or "2025-01-01",
+            top_k=settings.env_service.top_k,
+            require_grounded=settings.pipeline.teacher_grounded,
+        )
+        params = sft_params(train, teacher_cfg, {"env": settings.env_service.model_dump(
+            include={"top_k", "snippet_chars", "visit_token_budget"})})  # fmt: skip
+        with timer.stage("teacher"):
+            sft = find_sft_data(catalog, [], params)
+            if sft is None:
+
+                async def teach() -> Any:
+                    async with EnvClient(url) as env:
+                        return await teacher_trajectories(
+                            train, env, teacher_cfg, judge=judge_from_settings(settings)
+                        )
+
+                result = asyncio.run(teach())
+                sft = write_sft_data(catalog, result.trajectories, [], params, result.stats)
+        out["teacher"] = sft.stats
+        messages = read_sft_messages(catalog, sft)
+
+        sizes = TinySizes(**{**asdict(DEFAULT_SIZES), **settings.pipeline.policy_sizes})
+        out["policy_sizes"] = settings.pipeline.policy_sizes
+        # Keyed on the sizes and the builder's version, so a changed policy is never reused
+        # (other SFT settings: a new --work or --fresh; same settings resume).
+        tag = hashlib.sha256(json.dumps([asdict(sizes), CODE_VERSION]).encode()).hexdigest()[:8]
+        with timer.stage("tiny_policy"):
+            base_policy = root / "models" / f"tiny-policy-{tag}"
+            if not (base_policy / "config.json").exists():
+                build_tiny_policy(base_policy, seed=seed, sizes=sizes)
+
+        s = settings.curriculum.sft
+        sft_steps = s.epochs * -(-len(messages) // s.batch_size)
+        with timer.stage("sft"), tqdm(desc="sft", total=sft_steps, unit="step") as bar:
+            losses: list[float] = []
+
+            def on_sft(step: int, m: dict[str, float]) -> None:
+                losses.append(m["loss"])
+                bar.update(1)
+                bar.set_postfix(loss=f"{m['loss']:.3f}")
+
+            sft_ckpt, _ = run_local_sft(
+                settings, messages, base_policy, root / f"sft-{tag}", on_sft
+            )
+        out["sft"] = {"steps": sft_steps, "loss_last": losses[-1] if losses else None}
+
+        with timer.stage("eval_sft"):
+            out["eval_sft"] = asyncio.run(evaluate(settings, sft_ckpt, heldout, catalog, "sft"))
+        print(json.dumps({"seed": seed, "eval_sft": out["eval_sft"]}), file=sys.stderr)
+
+        if recipe["sft_only"]:
+            out["times_s"] = timer.times
+            out["total_s"] = round(sum(timer.times.values()), 1)
+            return out
+
+        k = settings.curriculum.difficulty.k or settings.rl.k
+        stage_temp = settings.curriculum.stages[0].temperature
+        # A capability-mixed probe: train tasks in task-id order (ids are content hashes).
+        probe = sorted(train, key=lambda t: t.id)[: recipe["difficulty_tasks"] or None]
+        with timer.stage("difficulty"):
+            rates = asyncio.run(pass_rates(settings, sft_ckpt, probe, catalog, k, stage_temp))
+        rl_tasks = [t for t in probe if 0 < rates.get(t.id, 0.0) < 1]
+        out["difficulty"] = {
+            "probed": len(probe), "k": k, "kept": len(rl_tasks),
+            "all_pass": sum(rates.get(t.id, 0.0) == 1 for t in probe),
+            "none_pass": sum(rates.get(t.id, 0.0) == 0 for t in probe),
+        }  # fmt: skip
+        print(json.dumps({"seed": seed, "difficulty": out["difficulty"]}), file=sys.stderr)
+        if not rl_tasks:  # reported, not hidden: the table shows no RL result for this seed
+            print("no train task with 0 < pass < 1 under the SFT policy: no RL signal",
+                  file=sys.stderr)  # fmt: skip
+            out["times_s"] = timer.times
+            out["total_s"] = round(sum(timer.times.values()), 1)
+            return out
+
+        policy = sft_ckpt
+        rl_train = [t.model_dump() for t in rl_tasks]
+        out["stages"] = {}
+        for stage in settings.curriculum.stages:
+            metrics: list[dict[str, float]] = []
+            total = settings.curriculum.local.total_steps
+            with timer.stage(stage.name), tqdm(desc=stage.name, total=total, unit="step") as bar:
+
+                def on_step(
+                    step: int, m: dict[str, float], bar: Any = bar, seen: list[Any] = metrics
+                ) -> None:
+                    seen.append(m)
+                    bar.update(1)
+                    bar.set_postfix(reward=f"{m['reward']:.2f}")
+
+                policy = run_local_stage(
+                    settings, stage, rl_train, policy, root / stage.name, on_step
+                )
+            out["stages"][stage.name] = {
+                "reward": [round(m["reward"], 3) for m in metrics],
+                "groups_with_signal": [round(m["groups_with_signal"], 2) for m in metrics],
+            }
+            print(json.dumps({"seed": seed, stage.name: out["stages"][stage.name]}),
+                  file=sys.stderr)  # fmt: skip
+
+        with timer.stage("eval_rl"):
+            out["eval_rl"] = asyncio.run(evaluate(settings, policy, heldout, catalog, "rl"))
+    out["times_s"] = timer.times
+    out["total_s"] = round(sum(timer.times.values()), 1)
+    return out
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    sft = [r["eval_sft"]["pass_at_1"] for r in results]
+    rl = [r["eval_rl"]["pass_at_1"] if "eval_rl" in r else float("nan") for r in results]
+    stages = list(results[0]["times_s"])
+    lines = [
+        "| seed | held-out | SFT pass@1 | RL pass@1 | gain | "
+        + " | ".join(stages)
+        + " | total s |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(stages) + "---:|",
+    ]
+    for r, a, b in zip(results, sft, rl, strict=True):
+        times = " | ".join(f"{r['times_s'][s]:.0f}" for s in stages)
+        lines.append(
+            f"| {r['seed']} | {r['tasks']['heldout']} | {a:.3f} | {b:.3f} | {b - a:+.3f} | "
+            f"{times} | {r['total_s']:.0f} |"
+        )
+    if len(results) > 1:
+        gains = [b - a for a, b in zip(sft, rl, strict=True)]
+        lines.append(
+            f"| mean ± sd | | {statistics.mean(sft):.3f} ± {statistics.stdev(sft):.3f} | "
+            f"{statistics.mean(rl):.3f} ± {statistics.stdev(rl):.3f} | "
+            f"{statistics.mean(gains):+.3f} ± {statistics.stdev(gains):.3f} |"
+            + " |" * len(stages)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--work", type=Path, default=ROOT / ".literesearcher" / "bench" / "demo")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="settings override, section.key=value (repeatable)")  # fmt: skip
+    ap.add_argument("--recipe", action="append", default=[],
+                    help="recipe knob key=value (JSON value), e.g. policy_layers=4")  # fmt: skip
+    ap.add_argument("--fresh", action="store_true", help="delete each seed's work dir first")
+    args = ap.parse_args()
+    recipe = dict(RECIPE)
+    for item in args.recipe:
+        key, value = item.split("=", 1)
+        if key not in RECIPE:
+            raise SystemExit(f"unknown recipe knob {key!r}; known: {', '.join(RECIPE)}")
+        recipe[key] = json.loads(value)
+    results = []
+    for seed in args.seeds:
+        if args.fresh:
+            shutil.rmtree(args.work / f"seed-{seed}", ignore_errors=True)
+        r = run_seed(seed, args.work, args.overrides, recipe)
+        print(json.dumps(r), flush=True)
+        results.append(r)
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
