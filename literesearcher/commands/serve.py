@@ -53,6 +53,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from env_service.app import SETTINGS_ENV, create_app
+    from env_service.http_protocol import http_protocol
 
     workers = args.workers if args.workers is not None else settings.env_service.workers
     if workers < 1:
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         # Pooled clients keep connections open between tool calls; a short keep-alive races
         # with the next request under load and surfaces as a connection reset.
         "timeout_keep_alive": 75,
-        "http": args.http,
+        # TCP_NODELAY on every connection, also in worker processes (env_service/http_protocol)
+        "http": http_protocol(args.http),
         "loop": args.loop,
     }
     if workers == 1:
