@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import uvicorn
@@ -34,6 +35,14 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server_config(app: Any) -> uvicorn.Config:
+    """The in-process server's config. Our own socket reads proto 0, so asyncio would leave
+    Nagle on: the no-delay protocol (env_service/http_protocol.py) sets TCP_NODELAY."""
+    from env_service.http_protocol import http_protocol
+
+    return uvicorn.Config(app, log_level="warning", lifespan="on", http=http_protocol("auto"))
+
+
 @contextlib.contextmanager
 def ensure_env_service(settings: Settings, startup_timeout_s: float = 60.0) -> Iterator[Settings]:
     """Yield settings whose env_service URL answers: unchanged when the configured service is
@@ -46,9 +55,7 @@ def ensure_env_service(settings: Settings, startup_timeout_s: float = 60.0) -> I
     cfg = settings.env_service
     sock = _bind(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
-    )
+    server = uvicorn.Server(server_config(create_app(settings)))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="env-service"
     )

@@ -48,3 +48,12 @@ def test_asyncio_leaves_nagle_on_for_proto_zero_sockets_and_set_nodelay_fixes_it
 def test_serve_uses_the_no_delay_protocols():
     assert http_protocol("h11") is NoDelayH11Protocol
     assert http_protocol("auto") in (NoDelayH11Protocol, NoDelayHttpToolsProtocol)
+
+
+def test_in_process_env_service_uses_the_no_delay_protocol():
+    """`ensure_env_service` binds its own (proto 0) socket: its server must use the no-delay
+    protocol, or every keep-alive tool call of a flow waits for a delayed ACK."""
+    from env_service.serving import server_config
+
+    config = server_config(object())
+    assert config.http in (NoDelayH11Protocol, NoDelayHttpToolsProtocol)
