@@ -30,10 +30,16 @@ def set_nodelay(transport: asyncio.BaseTransport) -> bool:
     return True
 
 
-class NoDelayH11Protocol(H11Protocol):
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+class _NoDelay(asyncio.Protocol):
+    """Mixin for a uvicorn HTTP protocol: TCP_NODELAY before the protocol sees the transport."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
         set_nodelay(transport)
         super().connection_made(transport)
+
+
+class NoDelayH11Protocol(_NoDelay, H11Protocol):
+    pass
 
 
 try:  # httptools is optional (uvicorn[standard]); module-level so spawned workers can unpickle
@@ -42,10 +48,8 @@ except ImportError:  # pragma: no cover - depends on the environment
     NoDelayHttpToolsProtocol: Any = None
 else:
 
-    class NoDelayHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[no-redef]
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-            set_nodelay(transport)
-            super().connection_made(transport)
+    class NoDelayHttpToolsProtocol(_NoDelay, HttpToolsProtocol):  # type: ignore[no-redef]
+        pass
 
 
 def http_protocol(name: str) -> Any:

@@ -34,6 +34,14 @@ def read_tasks(catalog: Catalog, manifest: Manifest) -> list[TaskRecord]:
     return list(from_table(catalog.read(manifest.name, manifest.version).to_arrow_table()))
 
 
+def training_pool(
+    catalog: Catalog, manifest: Manifest, fraction: float, seed: int
+) -> list[TaskRecord]:
+    """The tasks of `manifest` that are not held out: what rollouts, stages and the teacher
+    may train on (the complement of `split_heldout`)."""
+    return [t for t in read_tasks(catalog, manifest) if not is_heldout(t.id, fraction, seed)]
+
+
 @catalog_task
 def split_heldout(catalog_root: str, tasks: Manifest, fraction: float, seed: int) -> Manifest:
     """`tasks_heldout`: the tasks whose id hashes below `fraction` (never rolled out)."""
@@ -84,9 +92,7 @@ def build_stage(
     found = catalog.find(stage_data.DATASET, stage_data.stage_key([tasks, rates], params))
     if found is not None:
         return found
-    records = read_tasks(catalog, tasks)
-    pool = [t for t in records if not is_heldout(t.id, options["heldout_fraction"],
-                                                 options["seed"])]  # fmt: skip
+    pool = training_pool(catalog, tasks, options["heldout_fraction"], options["seed"])
     classified, _ = classify_rates(catalog, pool, rates, options)
     chosen = select_stage(
         classified.kept, StageSelection.model_validate(selection), seed=options["seed"], stage=stage
@@ -173,8 +179,7 @@ def filter_difficulty(
             run.log_dataset(tasks, "input")
             run.log_dataset(heldout, "output")
             run.log_manifest_stats(heldout)
-        pool = [t for t in read_tasks(catalog, tasks)
-                if not is_heldout(t.id, cfg.heldout_fraction, cfg.seed)]  # fmt: skip
+        pool = training_pool(catalog, tasks, cfg.heldout_fraction, cfg.seed)
         if not pool:
             raise ValueError(f"every task of tasks_filtered {tasks.version} is held out")
         print(f"tasks_filtered {tasks.version}: {len(pool)} to roll out, {heldout.rows} held out")

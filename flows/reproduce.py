@@ -136,6 +136,7 @@ def base_models(settings_json: str) -> dict[str, str]:
 def teacher_sft_data(settings_json: str, tasks_version: str) -> Manifest:
     """Oracle trajectories for the training pool (held-out tasks excluded) -> `sft_data`."""
     from env_service.client import EnvClient
+    from flows.filter_difficulty import training_pool
     from rl.judge import judge_from_settings
     from rl.teacher import (
         TeacherConfig,
@@ -144,19 +145,13 @@ def teacher_sft_data(settings_json: str, tasks_version: str) -> Manifest:
         teacher_trajectories,
         write_sft_data,
     )
-    from tasks.curriculum.difficulty import is_heldout
-    from tasks.synthesis.schema import from_table
 
     settings = Settings.model_validate_json(settings_json)
     catalog = Catalog.from_settings(settings)
     manifest = catalog.manifest("tasks_filtered", tasks_version)
     assert manifest is not None
     d = settings.curriculum.difficulty
-    pool = [
-        t
-        for t in from_table(catalog.read("tasks_filtered", tasks_version).to_arrow_table())
-        if not is_heldout(t.id, d.heldout_fraction, d.seed)
-    ]
+    pool = training_pool(catalog, manifest, d.heldout_fraction, d.seed)
     limit = settings.pipeline.teacher_tasks
     pool = pool[:limit] if limit else pool
     if not pool:

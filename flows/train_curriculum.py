@@ -38,7 +38,7 @@ from conf import Settings, load_settings
 from data_catalog import Catalog, Manifest
 from data_catalog.manifest import MANIFEST_FILE, PART_MANIFEST_FILE
 from rl.episode import AgentTask
-from rl.protocol import Message
+from rl.teacher import read_sft_messages
 from rl.trainer.checkpoints import STATE_FILE, MetricsFn
 from tasks.common import catalog_task, code_version
 from tasks.curriculum import stage_data as stage_data_io
@@ -74,11 +74,6 @@ def load_stage_tasks(catalog: Catalog, manifest: Manifest) -> list[AgentTask]:
 def stage_prompt_path(catalog: Catalog, manifest: Manifest) -> Path:
     """A `curriculum_stage` version's OpenRLHF prompt file."""
     return stage_data_io.stage_prompt_path(catalog, manifest)
-
-
-def load_sft_messages(catalog: Catalog, manifest: Manifest) -> list[list[Message]]:
-    rows = catalog.read(SFT_DATA, manifest.version).project("messages").fetchall()
-    return [[{"role": m["role"], "content": m["content"]} for m in row[0]] for row in rows]
 
 
 def stage_data(
@@ -285,7 +280,7 @@ def _train_local(
                 on_metrics(step, metrics)
 
         if stage == SFT:
-            messages = load_sft_messages(catalog, data)
+            messages = read_sft_messages(catalog, data)
             sft = settings.curriculum.sft
             bar.total = sft.epochs * math.ceil(len(messages) / sft.batch_size)
             last, _ = run_local_sft(settings, messages, start, work_dir, on_step)
