@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import subprocess
 import sys
@@ -87,30 +86,15 @@ def env_settings(root: Path) -> Any:
 
 def build_env(root: Path, n_pages: int) -> None:
     from env_service.stores.base import Page
-    from env_service.stores.factory import open_lexical_index, open_page_store
-    from tasks.corpus.passages import split_passages
+    from literesearcher.testing import write_local_web
 
-    settings = env_settings(root)
     words = ["river", "flows", "city", "mountain", "height", "nobel", "prize", "physics",
              "galaxy", "astronomer", "year", "born", "capital", "museum", "bridge"]  # fmt: skip
     pages = []
     for i in range(n_pages):
         text = " ".join(f"{words[(i * 7 + j) % len(words)]} {i + j}" for j in range(300))
         pages.append(Page(f"https://bench.example.org/p/{i}", f"Page {i}", text))
-    lexical = open_lexical_index(settings, writable=True)
-    for p in pages:
-        lexical.add(split_passages(p.url, p.title, p.text, 160, 32))
-    lexical.commit()
-    lexical.close()
-    store = open_page_store(settings, writable=True)
-    store.upsert(pages)
-    store.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    write_local_web(env_settings(root), pages, words=160, overlap=32)
 
 
 def serve_main(kind: str, arg: str, port: int) -> None:
@@ -126,6 +110,8 @@ def serve_main(kind: str, arg: str, port: int) -> None:
 
 
 def start(kind: str, arg: str) -> tuple[subprocess.Popen[bytes], str]:
+    from literesearcher.testing import free_port
+
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, __file__, "--serve", kind, arg, str(port)],

@@ -30,6 +30,14 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def tiny_policy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Qwen3 policy in HF format, built once per session."""
+    from literesearcher.tiny_models import build_tiny_policy
+
+    return build_tiny_policy(tmp_path_factory.mktemp("tiny-policy"), seed=0)
+
+
+@pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """One temporary Prefect API for the session (flows run against it in-process)."""
     from prefect.testing.utilities import prefect_test_harness

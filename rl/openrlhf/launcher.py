@@ -104,27 +104,20 @@ def build_train_ppo_ray_command(
         "--rollout.n_samples_per_prompt", str(stage.n_samples_per_prompt),
         "--rollout.batch_size", str(stage.rollout_batch_size),
         "--rollout.micro_batch_size", str(stage.micro_rollout_batch_size),
-        "--train.batch_size", str(stage.train_batch_size),
-        "--train.micro_batch_size", str(stage.micro_train_batch_size),
         "--train.num_episodes", str(stage.num_episodes),
-        "--train.seed", str(stage.seed),
         "--actor.eps_clip_low_high", str(stage.eps_clip_low), str(stage.eps_clip_high),
         "--actor.loss_agg_mode", "token-mean",
         "--actor.adam.lr", str(stage.lr),
         "--actor.lr_scheduler", stage.lr_scheduler,
         "--actor.max_norm", str(stage.max_norm),
         "--algo.kl.init_coef", str(stage.kl_coef),
-        # DeepSpeed.
-        "--ds.zero_stage", str(stage.zero_stage),
-        "--ds.param_dtype", "bf16",
-        "--actor.gradient_checkpointing_enable",
-        # Checkpoints and logs.
-        "--ckpt.output_dir", str(paths.hf_dir),
-        "--ckpt.path", str(paths.ckpt_dir),
-        "--ckpt.save_steps", str(stage.save_steps),
-        "--ckpt.save_hf",
-        "--logger.tensorboard_dir", tensorboard_dir,
-        "--logger.wandb.run_name", paths.run_name,
+        *_run_flags(
+            "actor", batch_size=stage.train_batch_size,
+            micro_batch_size=stage.micro_train_batch_size, seed=stage.seed,
+            zero_stage=stage.zero_stage, hf_dir=paths.hf_dir, ckpt_dir=paths.ckpt_dir,
+            save_steps=stage.save_steps, tensorboard_dir=tensorboard_dir,
+            run_name=paths.run_name, resume=resume,
+        ),
     ]  # fmt: skip
     if stage.kl_coef > 0:
         cmd += ["--algo.kl.use_loss", "--algo.kl.estimator", "k3"]
@@ -138,9 +131,43 @@ def build_train_ppo_ray_command(
             str(low),
             str(high),
         ]
-    if resume:
-        cmd.append("--ckpt.load_enable")
     return cmd
+
+
+def _run_flags(
+    model_group: str,
+    *,
+    batch_size: int,
+    micro_batch_size: int,
+    seed: int,
+    zero_stage: int,
+    hf_dir: Path,
+    ckpt_dir: Path,
+    save_steps: int,
+    tensorboard_dir: str,
+    run_name: str,
+    resume: bool,
+) -> list[str]:
+    """The flags both trainers take alike: batch sizes and seed, DeepSpeed in bf16 with
+    gradient checkpointing (of the `actor` for PPO, the `model` for SFT), HF and resumable
+    checkpoints, TensorBoard logs, and resuming from the latest checkpoint when asked."""
+    flags = [
+        "--train.batch_size", str(batch_size),
+        "--train.micro_batch_size", str(micro_batch_size),
+        "--train.seed", str(seed),
+        "--ds.zero_stage", str(zero_stage),
+        "--ds.param_dtype", "bf16",
+        f"--{model_group}.gradient_checkpointing_enable",
+        "--ckpt.output_dir", str(hf_dir),
+        "--ckpt.path", str(ckpt_dir),
+        "--ckpt.save_steps", str(save_steps),
+        "--ckpt.save_hf",
+        "--logger.tensorboard_dir", tensorboard_dir,
+        "--logger.wandb.run_name", run_name,
+    ]  # fmt: skip
+    if resume:
+        flags.append("--ckpt.load_enable")
+    return flags
 
 
 def stage_env_vars(stage: StageConfig, env_url: str) -> dict[str, str]:
@@ -166,7 +193,7 @@ def build_train_sft_command(
 ) -> list[str]:
     """`openrlhf.cli.train_sft` on multi-turn trajectories (a `messages` list per row), the
     loss on assistant turns only, rendered with the protocol's template."""
-    cmd = [
+    return [
         # DeepSpeed's launcher starts one process per GPU of the node.
         launcher, "--num_gpus", str(sft.num_gpus_per_node), "--module", "openrlhf.cli.train_sft",
         "--model.model_name_or_path", model_path,
@@ -177,21 +204,12 @@ def build_train_sft_command(
         "--data.tokenizer_chat_template", PROTOCOL_CHAT_TEMPLATE,
         "--data.max_len", str(sft.max_len),
         "--train.max_epochs", str(sft.epochs),
-        "--train.batch_size", str(sft.batch_size),
-        "--train.micro_batch_size", str(sft.micro_batch_size),
-        "--train.seed", str(sft.seed),
         "--adam.lr", str(sft.lr),
         "--max_norm", str(sft.max_norm),
-        "--ds.zero_stage", "3",
-        "--ds.param_dtype", "bf16",
-        "--model.gradient_checkpointing_enable",
-        "--ckpt.output_dir", str(output_dir / "hf"),
-        "--ckpt.path", str(output_dir / "ckpt"),
-        "--ckpt.save_steps", str(sft.save_steps),
-        "--ckpt.save_hf",
-        "--logger.tensorboard_dir", tensorboard_dir,
-        "--logger.wandb.run_name", run_name,
+        *_run_flags(
+            "model", batch_size=sft.batch_size, micro_batch_size=sft.micro_batch_size,
+            seed=sft.seed, zero_stage=3, hf_dir=output_dir / "hf", ckpt_dir=output_dir / "ckpt",
+            save_steps=sft.save_steps, tensorboard_dir=tensorboard_dir, run_name=run_name,
+            resume=resume,
+        ),
     ]  # fmt: skip
-    if resume:
-        cmd.append("--ckpt.load_enable")
-    return cmd

@@ -18,7 +18,7 @@ from curriculum_testkit import KnownRates, openai_app
 @pytest.fixture
 def policy_server() -> Iterator[str]:
     """The known-rates policy behind an OpenAI-compatible API; yields its base URL."""
-    from rl_testkit import serve_app
+    from literesearcher.testing import serve_app
 
     with serve_app(openai_app(KnownRates())) as base:
         yield f"{base}/v1"

@@ -12,9 +12,8 @@ from rl_testkit import ScriptedPolicy, search_call
 
 from conf import Settings
 from env_service.stores.base import Page
-from env_service.stores.factory import open_lexical_index, open_page_store
+from literesearcher.testing import write_local_web
 from rl.protocol import render_assistant_turn
-from tasks.corpus.passages import split_passages
 from tasks.synthesis.schema import TaskRecord, task_id
 
 K = 4
@@ -100,14 +99,7 @@ def build_local_web(settings: Settings) -> None:
     """The tasks' pages (plus one unrelated page) in the configured lexical index and store."""
     pages = [Page(url(s), s.subject, f"{s.subject} is a site. Its figure is {s.answer}.")
              for s in SPECS] + [Page("https://example.org/wiki/Other", "Other", "Nothing here.")]  # fmt: skip
-    lexical = open_lexical_index(settings, writable=True)
-    for p in pages:
-        lexical.add(split_passages(p.url, p.title, p.text, 32, 4))
-    lexical.commit()
-    lexical.close()
-    store = open_page_store(settings, writable=True)
-    store.upsert(pages)
-    store.close()
+    write_local_web(settings, pages, words=32, overlap=4)
 
 
 def openai_app(script: KnownRates) -> Any:

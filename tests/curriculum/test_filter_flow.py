@@ -5,7 +5,6 @@ the `literesearcher filter` command."""
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from mlflow import MlflowClient
 from conf import load_settings
 from data_catalog import Catalog
 from literesearcher.cli import main
+from literesearcher.testing import free_port
 from tasks.curriculum.difficulty import is_heldout
 from tasks.curriculum.stage_data import load_stage_tasks, stage_prompt_path
 from tasks.evaluation.loaders import load_benchmark
@@ -26,17 +26,11 @@ STAGES = ("[{name: stage1}, {name: stage2, select: {capabilities: [enumeration, 
           "cross_verification], max_tasks: 2}}]")  # fmt: skip
 
 
-def _free_port() -> int:
-    # Nothing serves there; the flow starts env_service on it (or on another free port).
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _overrides(root: Path, policy_url: str) -> list[str]:
+    # Nothing serves on the free port; the flow starts env_service on it (or on another one).
     return [
         f"data_root={root}", "cache.enabled=false", "rl.max_turns=3", "rl.concurrency=4",
-        "rl.date=2026-05-01", f"rl.k={K}", f"env_service.port={_free_port()}",
+        "rl.date=2026-05-01", f"rl.k={K}", f"env_service.port={free_port()}",
         f'llm.endpoints={{policy: {{base_urls: ["{policy_url}"], model: known-rates}}}}',
         f"curriculum.difficulty.seed={SEED}",
         f"curriculum.difficulty.heldout_fraction={FRACTION}", f"curriculum.stages={STAGES}",

@@ -3,7 +3,6 @@ implementations, and the service app running on it."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -17,8 +16,7 @@ import uvicorn
 from conf import Settings, load_settings
 from env_service.app import create_app
 from env_service.stores.base import Page
-from env_service.stores.factory import open_lexical_index, open_page_store
-from tasks.corpus.passages import split_passages
+from literesearcher.testing import write_local_web
 
 TOPICS = [
     (
@@ -89,33 +87,10 @@ def make_settings(root: Path, *extra: str) -> Settings:
     )
 
 
-def build_environment(settings: Settings, pages: list[Page]) -> None:
-    lexical = open_lexical_index(settings, writable=True)
-    try:
-        for page in pages:
-            lexical.add(
-                split_passages(
-                    page.url,
-                    page.title,
-                    page.text,
-                    settings.corpus.passage_words,
-                    settings.corpus.passage_overlap,
-                )
-            )
-        lexical.commit()
-    finally:
-        lexical.close()
-    store = open_page_store(settings, writable=True)
-    try:
-        store.upsert(pages)
-    finally:
-        store.close()
-
-
 @pytest.fixture(scope="session")
 def env_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("env")
-    build_environment(make_settings(root), demo_pages())
+    write_local_web(make_settings(root), demo_pages())
     return root
 
 
@@ -153,12 +128,6 @@ class app_client:
 def no_api_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("LITERESEARCHER_TEST_ENV_KEY_UNSET", raising=False)
     yield
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class BackgroundServer:

@@ -16,8 +16,9 @@ from conf.settings import LLMEndpoint
 from env_service.extract import ExtractiveExtractor, LLMExtractor, parse_extraction
 from env_service.stores.base import Page
 from env_service.tokens import RegexTokens
+from literesearcher.testing import free_port
 
-from .conftest import BackgroundServer, app_client, free_port
+from .conftest import BackgroundServer, app_client
 
 LONG_PAGE = Page(
     "https://example.org/wiki/danube",

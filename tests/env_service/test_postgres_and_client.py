@@ -15,8 +15,9 @@ from conf import Settings
 from env_service.app import create_app
 from env_service.client import EnvClient, EnvClientError
 from env_service.stores.postgres_pages import PostgresPageStore
+from literesearcher.testing import free_port
 
-from .conftest import BackgroundServer, app_client, demo_pages, free_port, make_settings
+from .conftest import BackgroundServer, app_client, demo_pages, make_settings
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 PG_DB = "literesearcher_envsvc_test"

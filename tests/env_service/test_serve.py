@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from .conftest import free_port
+from literesearcher.testing import free_port
 
 
 def test_serve_command_is_ready_fast(env_root: Path) -> None:

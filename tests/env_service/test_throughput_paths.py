@@ -23,8 +23,9 @@ from env_service.stores.base import Page, StoreUnavailable
 from env_service.stores.duckdb_pages import DuckDBPageStore, url_key
 from env_service.stores.factory import open_lexical_index, open_page_store
 from env_service.stores.tantivy_index import TantivyIndex
+from literesearcher.testing import free_port
 
-from .conftest import app_client, free_port
+from .conftest import app_client
 
 
 def _pages(n: int) -> list[Page]:

@@ -19,9 +19,10 @@ from conf import Settings
 from env_service.embedder import QueryEmbedder, QueryEmbedding
 from env_service.stores.base import EmbeddedPassage
 from env_service.stores.factory import open_vector_index
+from literesearcher.testing import write_local_web
 from tasks.corpus.passages import split_passages
 
-from .conftest import app_client, build_environment, demo_pages, make_settings
+from .conftest import app_client, demo_pages, make_settings
 
 DIM = 64
 STOP = {"the", "and", "in", "of", "is", "to", "a", "at", "on"}
@@ -53,7 +54,7 @@ def vector_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         "env_service.embed_max_wait_ms=20",
     )
     pages = demo_pages()
-    build_environment(settings, pages)
+    write_local_web(settings, pages)
     vectors = open_vector_index(settings, writable=True)
     assert vectors is not None
     rows = []

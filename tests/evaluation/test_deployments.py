@@ -9,7 +9,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 import yaml
 
 from conf import load_settings
+from literesearcher.testing import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -43,12 +43,6 @@ def test_prefect_yaml_declares_every_deployment():
         assert path.startswith("flows/") and func.isidentifier()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _stop(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -62,7 +56,7 @@ def _stop(proc: subprocess.Popen) -> None:
 @pytest.fixture
 def prefect_env(tmp_path: Path) -> Iterator[dict[str, str]]:
     """A real `prefect server start` on a free loopback port; killed afterwards."""
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(
         PREFECT_HOME=str(tmp_path / "prefect-home"),
@@ -210,7 +204,7 @@ def test_reproduce_deployment_fails_then_retry_resumes_from_the_failed_stage(
     params = [
         "--param", f"profile={REPO / 'tests' / 'pipeline' / 'tiny.yaml'}",
         "--param", "overrides=" + json.dumps([f"data_root={data_root}",
-                                              f"env_service.port={_free_port()}"]),
+                                              f"env_service.port={free_port()}"]),
         "--param", "name=drill",
         "--param", f"fail_once=rl:{marker}",
     ]  # fmt: skip

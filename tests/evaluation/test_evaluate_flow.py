@@ -3,22 +3,17 @@ endpoint (a scripted test server), local benchmark files, the catalog and MLflow
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from mlflow import MlflowClient
 
 from conf import load_settings
 from data_catalog import Catalog
 from literesearcher.cli import main
+from literesearcher.testing import serve_app
 from rl.protocol import render_assistant_turn
 
 ANSWERS = {"[capital]": "Paris", "[river]": "Amazon"}
@@ -40,25 +35,6 @@ def scripted_openai_app() -> FastAPI:
     return app
 
 
-@contextlib.contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "test server did not start"
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
 @pytest.mark.slow
 def test_eval_cli_runs_the_flow_and_logs_one_mlflow_run(prefect_server, tmp_path, capsys):
     seal = tmp_path / "seal_0.jsonl"
@@ -72,7 +48,8 @@ def test_eval_cli_runs_the_flow_and_logs_one_mlflow_run(prefect_server, tmp_path
     )
     overrides = [f"data_root={tmp_path / 'data'}", "rl.judge_mode=exact_match", "rl.max_turns=2"]
     args = [arg for o in overrides for arg in ("--set", o)]
-    with serve(scripted_openai_app()) as url:
+    with serve_app(scripted_openai_app()) as base:
+        url = f"{base}/v1"
         code = main([
             *args, "eval", "--bench", f"seal-0={seal}", "--k", "2", "--endpoint", url,
             "--model", "scripted", "--curriculum", "mixed", "--stage", "stage2",

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ import pytest
 from mlflow import MlflowClient
 
 from data_catalog import Manifest
+from literesearcher.testing import free_port
 from tasks.evaluation.metrics import SampleResult, aggregate
 from tasks.evaluation.tracking import log_evaluation
 
@@ -54,9 +54,7 @@ def test_mlflow_ui_compare_view_shows_curricula(settings, tmp_path):
         pytest.fail("needs Debian's chromium: apt-get install chromium", pytrace=False)
     run_ids = [_log(settings, "baseline", [True, False]), _log(settings, "mixed", [True, True])]
     experiment = MlflowClient(settings.mlflow_tracking_uri()).get_run(run_ids[0]).info.experiment_id
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
          settings.mlflow_tracking_uri(), "--host", "127.0.0.1", "--port", str(port),

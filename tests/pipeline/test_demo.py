@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -19,15 +18,10 @@ from conf import load_settings
 from conf.settings import PIPELINE_STAGES
 from data_catalog import Catalog
 from flows.reproduce import STATE_FILE, forget_from
+from literesearcher.testing import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "pipeline" / "tiny.yaml"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _demo(data_root: Path, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -49,7 +43,7 @@ def _fresh(data_root: Path) -> dict[str, bool]:
 @pytest.mark.slow
 def test_demo_runs_end_to_end_then_from_cache_then_from_a_stage(tmp_path: Path):
     data_root = tmp_path / "data"
-    port = _free_port()
+    port = free_port()
 
     first = _demo(data_root, port)
     assert _fresh(data_root) == dict.fromkeys(PIPELINE_STAGES, True)

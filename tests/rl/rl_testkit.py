@@ -1,19 +1,13 @@
-"""Test helpers for tests/rl: a scripted policy (tests only), an in-test ToolEnvironment in the
-reference text formats, and a helper that serves an ASGI app on a real local port."""
+"""Test helpers for tests/rl: a scripted policy (tests only) and an in-test ToolEnvironment in
+the reference text formats (serving an app on a local port: literesearcher.testing)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
-
-import uvicorn
 
 from env_service.formats import SearchItem, join_calls, search_text, visit_text
 from rl.backends.base import BackendError, Generation, SamplingParams
@@ -144,29 +138,6 @@ def calls_turn(*calls: dict[str, object], think: str = "Let me look.") -> str:
 
 def backend_error(message: str = "server down") -> BackendError:
     return BackendError(message)
-
-
-@contextlib.contextmanager
-def serve_app(app: object) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a free local port in a thread; yields the base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))  # type: ignore[arg-type]
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 # ---- rollouts: one definition shared by the test and the worker process it kills ----------

@@ -11,8 +11,9 @@ import openai
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from rl_testkit import FakeWeb, serve_app
+from rl_testkit import FakeWeb
 
+from literesearcher.testing import free_port, serve_app
 from rl.backends.base import BackendError, LLMBackend, SamplingParams
 from rl.backends.local_hf import LocalHFBackend
 from rl.backends.openai_http import OpenAIHTTPBackend
@@ -31,8 +32,8 @@ from rl.tokens import load_token_counter
 
 
 @pytest.fixture(scope="module")
-def local(tiny_policy_dir: Path) -> LocalHFBackend:
-    return LocalHFBackend(tiny_policy_dir, device="cpu")
+def local(tiny_policy: Path) -> LocalHFBackend:
+    return LocalHFBackend(tiny_policy, device="cpu")
 
 
 def _conversation() -> list[dict[str, str]]:
@@ -57,13 +58,13 @@ def test_raw_renderer_equals_the_tiny_models_chat_template(local: LocalHFBackend
         )
 
 
-def test_segment_token_counts_add_up_to_the_whole(tiny_policy_dir: Path) -> None:
-    count = load_token_counter(tiny_policy_dir)
+def test_segment_token_counts_add_up_to_the_whole(tiny_policy: Path) -> None:
+    count = load_token_counter(tiny_policy)
     msgs = _conversation()
     assert sum(count(render_message_raw(m)) for m in msgs) == count(render_raw(msgs, False))
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(tiny_policy_dir)
+    tok = AutoTokenizer.from_pretrained(tiny_policy)
     for m in msgs:  # the fast path counts exactly what the HF tokenizer does
         text = render_message_raw(m)
         assert count(text) == len(tok(text, add_special_tokens=False)["input_ids"])
@@ -107,14 +108,14 @@ async def test_concurrent_requests_are_batched_with_the_same_greedy_output(
 
 
 async def test_episode_runs_with_the_local_tiny_policy(
-    local: LocalHFBackend, tiny_policy_dir: Path
+    local: LocalHFBackend, tiny_policy: Path
 ) -> None:
     task = AgentTask(id="t", question="What is the capital of France?", answers=["Paris"])
     cfg = EpisodeConfig(
         max_turns=3, max_tokens_per_turn=16, max_context_tokens=4096, date="2026-05-01"
     )
     traj = await run_episode(
-        task, local, FakeWeb(), cfg, load_token_counter(tiny_policy_dir), judge=Judge()
+        task, local, FakeWeb(), cfg, load_token_counter(tiny_policy), judge=Judge()
     )
     # A random tiny model rarely writes a valid action: the runner must still end cleanly.
     assert traj.termination in {t.value for t in Termination}
@@ -221,17 +222,14 @@ async def test_http_backend_gives_up_with_backend_error() -> None:
     await dead.aclose()
 
 
-def test_cli_llm_serve_serves_the_tiny_policy(tiny_policy_dir: Path, tmp_path: Path) -> None:
-    import socket
+def test_cli_llm_serve_serves_the_tiny_policy(tiny_policy: Path, tmp_path: Path) -> None:
     import subprocess
     import sys
     import time
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cmd = [sys.executable, "-m", "literesearcher.cli", "--set", f"data_root={tmp_path}", "llm",
-           "serve", "--model", str(tiny_policy_dir), "--port", str(port), "--device", "cpu"]  # fmt: skip
+           "serve", "--model", str(tiny_policy), "--port", str(port), "--device", "cpu"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="x", max_retries=0)
@@ -244,8 +242,8 @@ def test_cli_llm_serve_serves_the_tiny_policy(tiny_policy_dir: Path, tmp_path: P
             except openai.APIConnectionError:
                 assert time.monotonic() < deadline, "llm serve did not come up"
                 time.sleep(0.3)
-        assert [m.id for m in models.data] == [tiny_policy_dir.name]
-        out = client.completions.create(model=tiny_policy_dir.name, prompt="a", max_tokens=3)
+        assert [m.id for m in models.data] == [tiny_policy.name]
+        out = client.completions.create(model=tiny_policy.name, prompt="a", max_tokens=3)
         assert out.usage is not None and out.usage.completion_tokens <= 3
     finally:
         proc.terminate()

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import pytest
 from fastapi import FastAPI
-from rl_testkit import ScriptedPolicy, backend_error, serve_app
+from rl_testkit import ScriptedPolicy, backend_error
 
 from conf import Settings
+from literesearcher.testing import serve_app
 from rl.backends.openai_http import OpenAIHTTPBackend
 from rl.judge import (
     Judge,

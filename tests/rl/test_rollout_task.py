@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rl_testkit import serve_app
-
 from conf import load_settings
 from data_catalog import Catalog
-from env_service.app import create_app
 from env_service.stores.base import Page
-from env_service.stores.factory import open_lexical_index, open_page_store
+from literesearcher.testing import serve_local_web
 from rl.rollout import rollout
-from tasks.corpus.passages import split_passages
 
 PAGES = [
     Page("https://example.org/eiffel", "Eiffel Tower", "The Eiffel Tower is 330 metres tall."),
@@ -22,14 +18,14 @@ PAGES = [
 
 
 async def test_rollout_task_with_tiny_policy_and_real_env_service(
-    tmp_path: Path, tiny_policy_dir: Path
+    tmp_path: Path, tiny_policy: Path
 ) -> None:
     settings = load_settings(
         "local",
         [
             f"data_root={tmp_path}",
             "cache.enabled=false",
-            f"llm.local_policy_path={tiny_policy_dir}",
+            f"llm.local_policy_path={tiny_policy}",
             "llm.device=cpu",
             "rl.max_turns=2",
             "rl.max_tokens_per_turn=8",
@@ -38,20 +34,12 @@ async def test_rollout_task_with_tiny_policy_and_real_env_service(
             "rl.date=2026-05-01",
         ],
     )
-    lexical = open_lexical_index(settings, writable=True)
-    for p in PAGES:
-        lexical.add(split_passages(p.url, p.title, p.text, 32, 4))
-    lexical.commit()
-    lexical.close()
-    store = open_page_store(settings, writable=True)
-    store.upsert(PAGES)
-    store.close()
     tasks = [
         {"id": "a", "question": "How tall is the Eiffel Tower?", "answers": ["330 metres"],
          "mask_urls": ["https://example.org/eiffel"], "capability": "direct"},
         {"id": "b", "question": "Capital of France?", "answers": ["Paris"]},
     ]  # fmt: skip
-    with serve_app(create_app(settings)) as url:
+    with serve_local_web(settings, PAGES, words=32, overlap=4) as url:
         settings.env_service.url = url
         result = await rollout.fn(tasks, None, 2, settings=settings, progress=False)
     assert result.episodes_run == 4 and result.rollouts.rows == 4

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rl_testkit import serve_app
 
 from conf import load_settings
 from data_catalog import Catalog
 from env_service.app import create_app
 from env_service.client import EnvClient
+from literesearcher.testing import serve_app
 from literesearcher.world import generate_world
 from rl.judge import Judge
 from rl.protocol import extract_answer, parse_assistant_turn, render_raw, render_tool_turn
@@ -164,7 +164,7 @@ def test_wrong_or_ungrounded_trajectories_are_dropped(world_env: Any) -> None:
 
 
 def test_sft_data_round_trips_into_the_sft_trainer_input(
-    world_env: Any, tmp_path: Path, tiny_policy_dir: Path
+    world_env: Any, tmp_path: Path, tiny_policy: Path
 ) -> None:
     from transformers import AutoTokenizer
 
@@ -186,7 +186,7 @@ def test_sft_data_round_trips_into_the_sft_trainer_input(
     messages = read_sft_messages(catalog, manifest)
     assert messages == [t.messages for t in result.trajectories]
 
-    tokenizer = AutoTokenizer.from_pretrained(tiny_policy_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_policy)
     episode = tokenize_episode(messages[0], tokenizer)
     check_matches_full_render(messages[0], tokenizer, episode)
     assert 0 < episode.num_trained_tokens < len(episode)

@@ -6,20 +6,18 @@ client and our parsing for real; no real LLM is involved.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 
 from conf import load_settings
 from conf.settings import LLMEndpoint
 from env_service.stores.base import Page
 from env_service.stores.duckdb_pages import DuckDBPageStore
+from literesearcher.testing import serve_app
 from tasks.synthesis.base import Generator
 from tasks.synthesis.judge import RubricJudgeFilter
 from tasks.synthesis.llm_client import StructuredLLM
@@ -71,21 +69,8 @@ class CannedLLM:
 @pytest.fixture(scope="module")
 def canned() -> Iterator[tuple[CannedLLM, str]]:
     llm = CannedLLM()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(llm.app, host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        assert time.time() < deadline, "canned LLM server did not start"
-        time.sleep(0.05)
-    yield llm, f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve_app(llm.app) as base:
+        yield llm, f"{base}/v1"
 
 
 @pytest.fixture
