@@ -266,8 +266,9 @@ def report_rows(runs: list[BuildRun]) -> list[str]:
     for st in names:
         if not any(st in ps for ps in per_stage):
             continue
-        rows.append(row(f"peak RSS in {st}: tree (flow / workers / server) GiB", [
-            f"{gib(ps[st].total)} ({' / '.join(gib(ps[st].by_role.get(x, 0)) for x in ROLES[:3])})"
+        rows.append(row(f"peak RSS in {st}: tree (flow / workers / server; anon / file) GiB", [
+            f"{gib(ps[st].total)} ({' / '.join(gib(ps[st].by_role.get(x, 0)) for x in ROLES[:3])}"
+            f"; {gib(ps[st].anon)} / {gib(ps[st].file)})"
             if st in ps else "n/a (no stage marks)" for ps in per_stage]))  # fmt: skip
     rows.append(row("1-min load average during the run: mean / max", [
         f"{sum(s.load1 for s in r.samples) / max(len(r.samples), 1):.1f} / "

@@ -81,9 +81,15 @@ class IndexConfig(Section):
     retrieval_mode: Literal["bm25", "dense", "sparse", "hybrid"] = "bm25"
     lexical_backend: Literal["tantivy", "milvus"] = "tantivy"
     tantivy_path: str = "index/tantivy"
-    # tantivy writer: total indexing heap and threads (0: tantivy picks per CPU count).
+    # tantivy writer: total indexing heap and threads (0: tantivy picks per CPU count). One
+    # thread: the build's Python side feeding the writer is the bottleneck, and one indexing
+    # thread held half the anonymous memory of two at the same speed (docs/BENCHMARKS.md).
     tantivy_heap_mb: int = Field(128, ge=16)
-    tantivy_threads: int = Field(0, ge=0)
+    tantivy_threads: int = Field(1, ge=0)
+    # build-env commits the lexical index (and records those shards as loaded) every this
+    # many shards. 1 for tantivy: larger groups make fewer but larger segments, whose merges
+    # map more of the index at once (measured: more peak RSS, not less; docs/BENCHMARKS.md).
+    load_commit_shards: int = Field(1, ge=1)
     # Milvus Lite file path (local) or server URI (cluster, e.g. http://milvus:19530).
     milvus_uri: str = "index/milvus.db"
     milvus_token_env: str = "MILVUS_TOKEN"

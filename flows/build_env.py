@@ -71,6 +71,19 @@ def run_parts(futures: list[PrefectFuture], desc: str, unit: str, count_key: str
     return results
 
 
+def run_groups(futures: list[PrefectFuture], desc: str, unit: str, count_key: str) -> list[dict]:
+    """Wait for tasks that each load a group of shards (one result per shard)."""
+    results: list[dict] = []
+    bar = tqdm(total=len(futures), desc=desc, unit="group", file=sys.stderr, leave=False,
+               dynamic_ncols=True, mininterval=0.5)  # fmt: skip
+    for future in as_completed(futures):
+        results.extend(future.result())
+        bar.set_postfix({unit: sum(int(r.get(count_key, 0)) for r in results)})
+        bar.update(1)
+    bar.close()
+    return results
+
+
 def _finish_stage(stage: StageRun, out: Manifest, inputs: list[Manifest], rows: int,
                   started: float) -> None:  # fmt: skip
     for m in inputs:
@@ -229,6 +242,7 @@ def _load_stores(settings: Settings, catalog_root: str, shards: Manifest, passag
     lexical = open_lexical_index(settings, writable=True)
     vectors = open_vector_index(settings, writable=True) if embeddings is not None else None
     store = open_page_store(settings, writable=True)
+    lexical_open = True
     try:
         iw, pw = index_target.writer(), page_target.writer()
         skip_index = prepare_store(lexical, marker_path(markers, "lexical", lexical_loc),
@@ -238,20 +252,28 @@ def _load_stores(settings: Settings, catalog_root: str, shards: Manifest, passag
                                         iw.version, iw.done_parts())  # fmt: skip
         skip_pages = prepare_store(store, marker_path(markers, "pages", page_loc), pw.version,
                                    pw.done_parts())  # fmt: skip
+        # The index and the page store load one after the other, not concurrently: each
+        # store's writer memory would otherwise add to the other's at the load stage's peak.
+        todo = [i for i in range(n) if shard_part(i) not in skip_index]
+        step = ix.load_commit_shards
         index_futures = [
-            t.load_index_shard_task.submit(index_target, i, lexical, vectors, passages, embeddings)
-            for i in range(n) if shard_part(i) not in skip_index
+            t.load_index_shards_task.submit(index_target, todo[k : k + step], lexical, vectors,
+                                            passages, embeddings)
+            for k in range(0, len(todo), step)
         ]  # fmt: skip
+        run_groups(index_futures, "index", "passages", "passages")
+        lexical.close()  # the writer's memory (heap, merge threads) is freed before the pages
+        lexical_open = False
         page_futures = [
             t.load_pages_shard_task.submit(page_target, i, store, shards)
             for i in range(n) if shard_part(i) not in skip_pages
         ]  # fmt: skip
-        run_parts(index_futures, "index", "passages", "passages")
         run_parts(page_futures, "page store", "pages", "pages")
         finish_page_store(store)  # the lookup index, built once after the bulk loads
         return iw.seal(), pw.seal()
     finally:
-        lexical.close()
+        if lexical_open:
+            lexical.close()
         store.close()
         if vectors is not None:
             vectors.close()

@@ -10,7 +10,18 @@ fixed values; Milvus's defaults are the same).
 
 Fields: `passage_id` (raw, indexed: replacing a passage deletes its id then adds it), `url`
 and `title` (raw, stored), `text` (analyzed, term frequencies without positions: BM25 needs no
-positions, and the index is smaller and faster to build without them).
+positions, and the index is smaller and faster to build without them), `part` (raw, indexed,
+not stored: the id of the shard load that added the passage). A build loads a shard with
+`replace_part`: ONE delete term for the whole shard, then its passages, instead of one delete
+term per passage (at commit tantivy applies every queued delete term to every segment, so
+per-passage deletes cost work and memory that grow with the corpus). `add` still replaces by
+passage id for callers that load loose passages. (`part` is a text field: tantivy-py 0.27
+deletes by a u64 term silently match nothing.)
+
+The schema is the index format: a writer opening an index of another schema (an older format,
+e.g. one without `part`) removes it and starts empty, so formats are never mixed (the build's
+load version changes with the format too, so its store marker reloads every shard). A reader
+opens whatever schema is on disk.
 
 User query text is never parsed as tantivy query syntax: it is reduced to its alphanumeric
 runs (exactly what the tokenizer would keep) and lower-cased, so `AND`, `field:`, quotes or
@@ -27,6 +38,7 @@ passages it added about 1 ms of CPU to the 4.6 ms of a typical 2-5 word query).
 from __future__ import annotations
 
 import re
+import shutil
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -46,6 +58,7 @@ def build_schema() -> tantivy.Schema:
     sb.add_text_field("url", stored=True, tokenizer_name="raw", index_option="basic")
     sb.add_text_field("title", stored=True, tokenizer_name="raw", index_option="basic")
     sb.add_text_field("text", stored=True, tokenizer_name=ANALYZER, index_option="freq")
+    sb.add_text_field("part", stored=False, tokenizer_name="raw", index_option="basic")
     return sb.build()
 
 
@@ -88,8 +101,12 @@ class TantivyIndex:
         if self._index is not None:
             return self._index
         if self.writable:
+            schema = build_schema()
             self.path.mkdir(parents=True, exist_ok=True)
-            index = tantivy.Index(build_schema(), path=str(self.path), reuse=True)
+            exists = tantivy.Index.exists(str(self.path))
+            if exists and tantivy.Index.open(str(self.path)).schema != schema:
+                _remove_index_files(self.path)  # another format: rebuilt, never mixed
+            index = tantivy.Index(schema, path=str(self.path), reuse=True)
             self._writer = index.writer(heap_size=self._heap_bytes, num_threads=self._num_threads)
         else:
             if not tantivy.Index.exists(str(self.path)):
@@ -121,6 +138,19 @@ class TantivyIndex:
             writer.add_document(
                 tantivy.Document(passage_id=p.passage_id, url=p.url, title=p.title, text=p.text)
             )
+            n += 1
+        self._pending += n
+        return n
+
+    def replace_part(self, part: int, passages: Iterable[Passage]) -> int:
+        """Replace everything an earlier load of `part` added (one delete term), uncommitted."""
+        writer = self._require_writer()
+        tag = str(part)
+        writer.delete_documents_by_term("part", tag)
+        n = 0
+        for p in passages:
+            writer.add_document(tantivy.Document(passage_id=p.passage_id, url=p.url,
+                                                 title=p.title, text=p.text, part=tag))  # fmt: skip
             n += 1
         self._pending += n
         return n
@@ -193,3 +223,14 @@ class TantivyIndex:
             self._writer = None
         self._searcher_cache = None
         self._index = None
+
+
+def _remove_index_files(path: Path) -> None:
+    """Delete a tantivy index directory's contents, meta.json first: a crash part-way leaves a
+    directory that reads as no index."""
+    (path / "meta.json").unlink(missing_ok=True)
+    for child in path.iterdir():
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()

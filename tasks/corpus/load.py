@@ -1,9 +1,12 @@
 """Loading shards into the stores: idempotent by id, and aware of which build a store holds.
 
-Re-loading a shard never duplicates (tantivy: delete-then-add by passage id; Milvus: upsert by
-passage id; page stores: upsert by canonical URL, or, where the store can, replace the shard's
-rows as one part: the DuckDB store then keeps no key index during the load and builds it once
-in `finish_page_store`). A store is one build's output, so a marker
+Re-loading a shard never duplicates. Where a store can, a shard's load is one replaced part
+(`replace_part`: delete what the shard's earlier load added, by one part term, then add):
+tantivy (one delete term per shard rather than one per passage) and the DuckDB page store (it
+then keeps no key index during the load and builds it once in `finish_page_store`). Elsewhere
+by id: Milvus upserts by passage id, PostgreSQL upserts by canonical URL. A lexical shard load
+need not commit: the build commits every few shards and records a shard as loaded only after
+the commit that covers it. A store is one build's output, so a marker
 file records which load version it holds: loading a different build first clears the store
 (no stale pages from another corpus), while resuming the same build keeps what is there and
 skips the shards the catalog already lists as loaded.
@@ -48,11 +51,16 @@ def prepare_store(store: Any, marker: Path, version: str, done_parts: set[str]) 
     return set()
 
 
-def load_lexical_shard(index: LexicalIndex, passage_files: list[Path]) -> int:
-    """Add one shard's passages and commit; returns passages added."""
-    n = index.add(iter_passages(_batches(passage_files)))
-    index.commit()
-    return n
+def load_lexical_shard(index: LexicalIndex, passage_files: list[Path], *,
+                       commit: bool = True) -> int:  # fmt: skip
+    """Add one shard's passages (one replaced part where the index supports it, else by
+    passage id) and commit unless `commit` is False; returns passages added."""
+    passages = iter_passages(_batches(passage_files))
+    replace = getattr(index, "replace_part", None)
+    n = replace(part_id(passage_files), passages) if replace is not None else index.add(passages)
+    if commit:
+        index.commit()
+    return int(n)
 
 
 def load_vector_shard(index: VectorIndex, embedding_files: list[Path]) -> int:

@@ -24,6 +24,7 @@ PAGES = 3000
 URL_DUPS = 300
 TEXT_DUPS = 200
 SHARDS = 24
+COMMIT_SHARDS = 2  # index.load_commit_shards: one tantivy commit per 2 shards
 
 
 def write_corpus(path: Path) -> int:
@@ -58,6 +59,7 @@ def cli(data_root: Path, corpus: Path) -> list[str]:
     exe = Path(sys.executable).parent / "literesearcher"
     return [str(exe), "--set", f"data_root={data_root}", "--set", "dask.n_workers=2",
             "--set", "corpus.ingest_chunk_records=1000",
+            "--set", f"index.load_commit_shards={COMMIT_SHARDS}",
             "build-env", "--input", str(corpus), "--shards", str(SHARDS)]  # fmt: skip
 
 
@@ -74,7 +76,7 @@ def test_kill_mid_build_then_resume_leaves_no_duplicates(tmp_path: Path) -> None
         deadline = time.monotonic() + 400
         loaded: list[Path] = []
         while time.monotonic() < deadline and first.poll() is None:
-            loaded = list(catalog.glob("page_store/*/parts/*/_part.json"))
+            loaded = list(catalog.glob("search_index/*/parts/*/_part.json"))
             if loaded:
                 break
             time.sleep(0.02)
@@ -84,9 +86,11 @@ def test_kill_mid_build_then_resume_leaves_no_duplicates(tmp_path: Path) -> None
         assert not dask_workers(first.pid), "Dask workers still running while the stores load"
         os.killpg(first.pid, signal.SIGKILL)
         first.wait()
-    assert not list(catalog.glob("page_store/*/_manifest.json")), "killed after the last shard"
-    loaded_before = len(list(catalog.glob("page_store/*/parts/*/_part.json")))
+    assert not list(catalog.glob("search_index/*/_manifest.json")), "killed after the last shard"
+    loaded_before = len(list(catalog.glob("search_index/*/parts/*/_part.json")))
     assert 1 <= loaded_before < SHARDS
+    # The page store loads only after the index (one after the other, their peaks never add).
+    assert not list(catalog.glob("page_store/*/parts/*/_part.json"))
 
     second = subprocess.run(cli(data_root, corpus), capture_output=True, env=env, timeout=600)
     assert second.returncode == 0, second.stderr.decode()[-3000:]
@@ -97,9 +101,13 @@ def test_kill_mid_build_then_resume_leaves_no_duplicates(tmp_path: Path) -> None
     marks = result["stage_started_at"]
     assert list(marks) == ["ingest", "shard", "passages", "load", "end"]
     assert list(marks.values()) == sorted(marks.values())
-    # Finished shards were skipped: the resumed run loaded only the rest into the page store.
+    # Finished shards were skipped: the resumed run loaded only the rest into the index (in
+    # groups of COMMIT_SHARDS, a shard recorded only after its group's commit), then every
+    # shard into the page store.
     log2 = second.stderr.decode() + second.stdout.decode()
-    assert log2.count("Task run 'load-pages-shard") == SHARDS - loaded_before
+    groups = -(-(SHARDS - loaded_before) // COMMIT_SHARDS)
+    assert log2.count("Task run 'load-index-shards") == groups
+    assert log2.count("Task run 'load-pages-shard") == SHARDS
 
     pages = DuckDBPageStore(data_root / "pages.duckdb")
     index = TantivyIndex(data_root / "index" / "tantivy")

@@ -109,3 +109,43 @@ def test_store_marker_clears_a_store_holding_another_build(tmp_path: Path,
     assert prepare_store(store, marker, "build-b", {"shard-00000"}) == set()
     assert store.count() == 0
     store.close()
+
+
+class _KilledAtCommit(TantivyIndex):
+    """A real tantivy writer whose process 'dies' at the commit (nothing past it runs)."""
+
+    def commit(self) -> None:
+        raise OSError("killed before the commit")
+
+
+def test_index_group_records_its_shards_only_after_the_commit(tmp_path: Path,
+                                                              shard_files: dict[str, Path]) -> None:  # fmt: skip
+    from tasks.build_env import load_index_shards_task
+    from tasks.corpus.work import PartTarget, shard_part
+
+    root = str(tmp_path / "catalog")
+    table = pq.read_table(shard_files["passages"])
+    step = -(-table.num_rows // 3)
+    pw = PartTarget(root, "passages", [], {"test": 1}, "v").writer()
+    for i in range(3):
+        with pw.part(shard_part(i)) as w:
+            w.write_table(table.slice(i * step, step))
+    passages = pw.seal()
+    target = PartTarget(root, "search_index", [passages], {"test": 1}, "v")
+
+    killed = _KilledAtCommit(tmp_path / "ix", writable=True)
+    with pytest.raises(OSError, match="killed"):
+        load_index_shards_task.fn(target, [0, 1, 2], killed, None, passages, None)
+    assert target.writer().done_parts() == set()  # no shard marked done without its commit
+    killed.close()  # the uncommitted adds are dropped, as a crash would drop them
+
+    index = TantivyIndex(tmp_path / "ix", writable=True)
+    assert index.count() == 0
+    out = load_index_shards_task.fn(target, [0, 1, 2], index, None, passages, None)
+    assert [r["shard"] for r in out] == [0, 1, 2]
+    assert sum(r["passages"] for r in out) == table.num_rows == index.count()
+    assert target.writer().done_parts() == {shard_part(i) for i in range(3)}
+    # Killed after the commit but before the records: the group runs again, nothing doubles.
+    load_index_shards_task.fn(target, [0, 1, 2], index, None, passages, None)
+    assert index.count() == table.num_rows
+    index.close()

@@ -150,3 +150,50 @@ def test_milvus_bm25_matches_tantivy_and_upserts_idempotently(
     assert milvus.count() == 0
     milvus.close()
     tantivy.close()
+
+
+def test_tantivy_replace_part_uses_one_delete_per_shard(tmp_path: Path) -> None:
+    index = TantivyIndex(tmp_path / "ix", writable=True)
+    passages = corpus_passages()
+    shard_a, shard_b = passages[:3], passages[3:]
+    assert index.replace_part(11, shard_a) == len(shard_a)
+    index.replace_part(22, shard_b)
+    index.commit()
+    assert index.count() == len(passages)
+    index.replace_part(11, shard_a)  # a re-run of shard 11 replaces it, nothing doubles
+    index.commit()
+    assert index.count() == len(passages)
+    # A re-run whose shard now holds fewer passages leaves none of the old ones behind.
+    index.replace_part(11, shard_a[:1])
+    index.commit()
+    assert index.count() == len(shard_b) + 1
+    ids = {h.passage_id for hits in index.search(QUERIES, top_k=10) for h in hits}
+    assert not ids & {p.passage_id for p in shard_a[1:]}
+    # Uncommitted adds of a shard are gone after a crash (here: close without commit).
+    index.replace_part(33, shard_a[1:])
+    index.close()
+    reopened = TantivyIndex(tmp_path / "ix", writable=True)
+    assert reopened.count() == len(shard_b) + 1
+    reopened.close()
+
+
+def test_tantivy_writer_rebuilds_an_index_of_an_older_format(tmp_path: Path) -> None:
+    import tantivy
+
+    path = tmp_path / "ix"
+    path.mkdir()
+    sb = tantivy.SchemaBuilder()  # format 1: no `part` field
+    sb.add_text_field("passage_id", stored=True, tokenizer_name="raw", index_option="basic")
+    sb.add_text_field("text", stored=True, index_option="freq")
+    old = tantivy.Index(sb.build(), path=str(path))
+    writer = old.writer(heap_size=15_000_000, num_threads=1)
+    writer.add_document(tantivy.Document(passage_id="old:0", text="stale words"))
+    writer.commit()
+    writer.wait_merging_threads()
+    assert TantivyIndex(path).count() == 1  # a reader opens whatever is on disk
+    index = TantivyIndex(path, writable=True)
+    assert index.count() == 0  # the old format was removed, not mixed
+    index.replace_part(1, corpus_passages())
+    index.commit()
+    assert index.count() == len(corpus_passages())
+    index.close()
