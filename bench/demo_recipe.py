@@ -13,7 +13,11 @@ and after RL; no held-out task is used for training. Every stage's output is cac
     OMP_NUM_THREADS=1 .venv/bin/python bench/demo_recipe.py --seeds 0 1 2 [--work DIR]
 
 Prints one JSON line per seed and a Markdown table (pass@1 after SFT and after RL, their
-spread over seeds, wall time per stage).
+spread over seeds, wall time per stage). Each evaluation also reports `research_diagnostics`:
+how often the first search query is the question, the first visited URL one a search showed,
+the answer present in the tool text, pass@1 per capability and the correct answers seen. The
+policy's pretraining is `pipeline.policy_sizes.pretrain_*` (e.g.
+`--set pipeline.policy_sizes.pretrain_steps=300`).
 """
 
 from __future__ import annotations
@@ -190,11 +194,53 @@ async def evaluate(
         )  # fmt: skip
     recs = _records(catalog, result.rollouts.version)
     n = len(recs)
+    capability = {t.id: t.capability for t in tasks}
     return {
         "pass_at_1": sum(bool(r["correct"]) for r in recs) / n,
         "tool_calls": sum(r["num_tool_calls"] for r in recs) / n,
         "turns": sum(r["num_turns"] for r in recs) / n,
         "terminations": dict(Counter(r["termination"] for r in recs)),
+        **research_diagnostics(recs, capability),
+    }
+
+
+def research_diagnostics(recs: list[dict[str, Any]], capability: dict[str, str]) -> dict[str, Any]:
+    """Is a correct answer research? Per episode: the first search query equals the question,
+    the first visited URL is one a search result showed, the answer (normalized) appears in
+    what the tools returned; plus pass@1 per capability and the correct answers seen."""
+    from rl.judge import normalize_answer
+    from rl.teacher import grounded, search_result_urls
+
+    query_is_q = shown_url = answer_seen = correct_seen = 0
+    per_cap: dict[str, list[bool]] = {}
+    correct_answers: Counter[str] = Counter()
+    for r in recs:
+        calls = [(c["name"], c["arguments"]) for c in r["tool_calls"] or []]
+        tool_texts = [m["content"] for m in r["messages"] or [] if m["role"] == "tool"]
+        searches = [json.loads(a) for name, a in calls if name == "search" and a.startswith("{")]
+        visits = [json.loads(a) for name, a in calls if name == "visit" and a.startswith("{")]
+        if searches and normalize_answer(str((searches[0].get("query") or [""])[0])) == (
+            normalize_answer(r["question"])
+        ):
+            query_is_q += 1
+        shown = {u for t in tool_texts for u in search_result_urls(t)}
+        if visits and any(u in shown for u in visits[0].get("url") or []):
+            shown_url += 1
+        seen = bool(r["answer"]) and grounded([r["answer"]], tool_texts)
+        answer_seen += seen
+        ok = bool(r["correct"])
+        correct_seen += ok and seen
+        per_cap.setdefault(capability.get(r["task_id"], "?"), []).append(ok)
+        if ok:
+            correct_answers[str(r["answer"])] += 1
+    n = max(1, len(recs))
+    return {
+        "query_is_question": round(query_is_q / n, 3),
+        "visit_url_shown": round(shown_url / n, 3),
+        "answer_in_tool_text": round(answer_seen / n, 3),
+        "correct_and_in_tool_text": correct_seen,
+        "per_capability": {c: f"{sum(v)}/{len(v)}" for c, v in sorted(per_cap.items())},
+        "correct_answers": dict(correct_answers.most_common(10)),
     }
 
 

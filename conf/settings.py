@@ -427,9 +427,10 @@ class PipelineConfig(Section):
     # Keep only teacher trajectories whose tool responses show the gold answer.
     teacher_grounded: bool = False
     # The starting policy: an HF dir; None: the tiny policy built from the world, its sizes
-    # (literesearcher.tiny_models.TinySizes fields, e.g. policy_layers) overridden here.
+    # (literesearcher.tiny_models.TinySizes fields, e.g. policy_layers, or pretrain_steps for
+    # the copy pretraining on another world's text) overridden here.
     base_model: str | None = None
-    policy_sizes: dict[str, int] = Field(default_factory=dict)
+    policy_sizes: dict[str, int | float] = Field(default_factory=dict)
     eval_k: int = Field(1, ge=1)  # samples per held-out question
 
 

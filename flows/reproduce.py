@@ -118,6 +118,8 @@ def base_models(settings_json: str) -> dict[str, str]:
     (once, into the catalog) with `pipeline.policy_sizes`."""
     from dataclasses import asdict
 
+    from tqdm.auto import tqdm
+
     from literesearcher.tiny_models import DEFAULT_SIZES, TinySizes, cached_tiny_models
 
     settings = Settings.model_validate_json(settings_json)
@@ -128,7 +130,15 @@ def base_models(settings_json: str) -> dict[str, str]:
     if unknown:
         raise ValueError(f"pipeline.policy_sizes: unknown TinySizes fields {sorted(unknown)}")
     sizes = TinySizes(**{**asdict(DEFAULT_SIZES), **p.policy_sizes})
-    paths = cached_tiny_models(Catalog.from_settings(settings), seed=p.world_seed, sizes=sizes)
+    with tqdm(total=sizes.pretrain_steps, unit="step", desc="pretrain policy",
+              disable=not sizes.pretrain_steps) as bar:  # fmt: skip
+
+        def progress(step: int, loss: float) -> None:
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}")
+
+        paths = cached_tiny_models(Catalog.from_settings(settings), seed=p.world_seed,
+                                   sizes=sizes, progress=progress)  # fmt: skip
     return {kind: str(path) for kind, path in paths.items()}
 
 

@@ -20,7 +20,7 @@ import shutil
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from data_catalog import Catalog, Manifest
 
 _T = TypeVar("_T")
-CODE_VERSION = "tiny-models-2"
+CODE_VERSION = "tiny-models-3"
 POLICY_DIR = "tiny-policy"
 EMBEDDER_DIR = "tiny-bge-m3"
 
@@ -77,6 +77,20 @@ class TinySizes:
     embedder_max_positions: int = 8194  # BGE-M3's value: 8192 tokens + padding offset
     sample_pages: int = 1000  # enough text for a 4k-token vocabulary
     protocol_pages: int = 200  # episodes of protocol text in the policy tokenizer's sample
+    # Causal-LM pretraining of the policy (0 steps: randomly initialised, as before) on page
+    # text of ANOTHER world (seed `pretrain_world_seed(seed)`, so no task fact of the demo world
+    # leaks), each sequence with repeated spans (a span copied later in the same sequence, the
+    # induction setup) so the policy learns to copy from its context as a real base model does.
+    pretrain_steps: int = 0
+    pretrain_pages: int = 3000  # pages of the other world (its token stream is sampled)
+    # Rendered agent episodes of the other world (`protocol_sample`) mixed into the stream: a
+    # base model that has seen tool-call transcripts, as real chat/tool base models have.
+    pretrain_protocol_pages: int = 0
+    pretrain_seq_len: int = 256
+    pretrain_batch: int = 16
+    pretrain_lr: float = 3e-3  # AdamW, linear warm-up (5%) then cosine decay to 10%
+    pretrain_spans: int = 2  # repeated spans per sequence
+    pretrain_span_max: int = 32  # span length drawn from 4..this many tokens
 
 
 DEFAULT_SIZES = TinySizes()
@@ -167,8 +181,10 @@ def build_tiny_policy(
     seed: int = 0,
     corpus_sample: Iterable[str] | None = None,
     sizes: TinySizes = DEFAULT_SIZES,
+    progress: Callable[[int, float], None] | None = None,
 ) -> Path:
-    """Write a tiny Qwen3 policy with its tokenizer to `out_dir`; return `out_dir`."""
+    """Write a tiny Qwen3 policy with its tokenizer to `out_dir` (pretrained when
+    `sizes.pretrain_steps`; `progress(step, loss)` after each step); return `out_dir`."""
     from tokenizers import AddedToken
     from transformers import (
         GenerationConfig,
@@ -205,6 +221,9 @@ def build_tiny_policy(
         bos_token_id=None,
     )
     model = _seeded(seed, lambda: Qwen3ForCausalLM(config).eval())
+    stats: dict[str, float] = {}
+    if sizes.pretrain_steps > 0:
+        stats = pretrain_policy(model, tokenizer, seed=seed, sizes=sizes, progress=progress)
     model.generation_config = GenerationConfig(
         eos_token_id=[eos_id, pad_id], pad_token_id=pad_id, do_sample=True, temperature=0.7,
         top_p=0.95, max_new_tokens=256,
@@ -212,8 +231,129 @@ def build_tiny_policy(
     _fresh(out_dir)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
-    _write_info(out_dir, "policy", seed, sizes)
+    _write_info(out_dir, "policy", seed, sizes, stats)
     return out_dir
+
+
+# ---- pretraining: a base model that can copy from its context ------------------------------
+
+
+def pretrain_world_seed(seed: int) -> int:
+    """The world the policy is pretrained on: never the demo world of `seed` (world seeds in
+    use are small integers)."""
+    return 1_000_003 + seed
+
+
+def token_stream(tokenizer: Any, texts: Iterable[str]) -> Any:
+    """One long 1-D tensor of token ids: the texts, each followed by the end-of-text token."""
+    import torch
+
+    eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    ids: list[int] = []
+    for text in texts:
+        ids.extend(tokenizer(text, add_special_tokens=False)["input_ids"])
+        ids.append(eot)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def induction_batch(
+    stream: Any, batch: int, seq_len: int, spans: int, span_max: int, gen: Any
+) -> tuple[Any, Any]:
+    """(`batch` x `seq_len` windows of `stream`, mask of the copied positions): in each row
+    `spans` random spans of 4..`span_max` tokens from the first half are written again at a
+    random later position. The mask marks the second occurrence's tokens after its first (the
+    ones an induction head can predict)."""
+    import torch
+
+    starts = torch.randint(0, len(stream) - seq_len, (batch,), generator=gen)
+    rows = torch.stack([stream[s : s + seq_len] for s in starts.tolist()])
+    copied = torch.zeros_like(rows, dtype=torch.bool)
+    half = seq_len // 2
+    for r in range(batch):
+        for _ in range(spans):
+            n = int(torch.randint(4, span_max + 1, (1,), generator=gen))
+            a = int(torch.randint(0, max(1, half - n), (1,), generator=gen))
+            b = int(torch.randint(a + n, seq_len - n + 1, (1,), generator=gen))
+            rows[r, b : b + n] = rows[r, a : a + n].clone()
+            copied[r, b + 1 : b + n] = True
+    return rows, copied
+
+
+def copy_accuracy(model: Any, rows: Any, copied: Any) -> float:
+    """Share of the copied positions (`induction_batch`'s mask) whose token the model predicts
+    (greedy) from the tokens before it."""
+    import torch
+
+    with torch.no_grad():
+        logits = model(input_ids=rows).logits
+    hit = logits[:, :-1].argmax(-1) == rows[:, 1:]
+    mask = copied[:, 1:]
+    return float(hit[mask].float().mean())
+
+
+def pretrain_policy(
+    model: Any,
+    tokenizer: Any,
+    *,
+    seed: int,
+    sizes: TinySizes,
+    progress: Callable[[int, float], None] | None = None,
+) -> dict[str, float]:
+    """Causal-LM pretraining in place (see `TinySizes.pretrain_*`); returns loss and the copy
+    accuracy on held-out windows before and after."""
+    import math
+    import random
+
+    import torch
+
+    world = pretrain_world_seed(seed)
+    docs = [*world_sample(world, sizes.pretrain_pages),
+            *protocol_sample(world, sizes.pretrain_protocol_pages)]  # fmt: skip
+    random.Random(world).shuffle(docs)
+    stream = token_stream(tokenizer, docs)
+    cut = int(len(stream) * 0.95)  # the tail: held-out windows for the copy measurement
+    train, heldout = stream[:cut], stream[cut:]
+    gen = torch.Generator().manual_seed(world)
+    probe_len = min(sizes.pretrain_seq_len, len(heldout) - 1)
+    probe = induction_batch(heldout, 16, probe_len, sizes.pretrain_spans,
+                            min(sizes.pretrain_span_max, probe_len // 4), gen)  # fmt: skip
+    model.eval()
+    before = copy_accuracy(model, *probe)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=sizes.pretrain_lr, betas=(0.9, 0.95), weight_decay=0.01)
+    steps, warm = sizes.pretrain_steps, max(1, sizes.pretrain_steps // 20)
+
+    def lr_at(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, steps - warm)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    model.train()
+    loss_value = float("nan")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(world)
+        for step in range(steps):
+            rows, _ = induction_batch(train, sizes.pretrain_batch, sizes.pretrain_seq_len,
+                                      sizes.pretrain_spans, sizes.pretrain_span_max, gen)  # fmt: skip
+            loss = model(input_ids=rows, labels=rows).loss
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            loss_value = float(loss.detach())
+            if progress is not None:
+                progress(step + 1, loss_value)
+    model.eval()
+    return {
+        "pretrain_world_seed": world,
+        "pretrain_tokens": len(train),
+        "pretrain_loss": loss_value,
+        "copy_accuracy_before": before,
+        "copy_accuracy_after": copy_accuracy(model, *probe),
+    }
 
 
 def build_tiny_embedder(
@@ -275,21 +415,29 @@ def build_tiny_embedder(
 
 
 def build_tiny_models(
-    out_dir: Path, seed: int = 0, sizes: TinySizes = DEFAULT_SIZES
+    out_dir: Path,
+    seed: int = 0,
+    sizes: TinySizes = DEFAULT_SIZES,
+    progress: Callable[[int, float], None] | None = None,
 ) -> dict[str, Path]:
-    """Both tiny models under `out_dir` (`tiny-policy/`, `tiny-bge-m3/`), one shared sample."""
+    """Both tiny models under `out_dir` (`tiny-policy/`, `tiny-bge-m3/`), one shared sample;
+    `progress(step, loss)` follows the policy's pretraining."""
     out_dir = Path(out_dir)
     sample = list(itertools.islice(world_sample(seed, sizes.sample_pages), sizes.sample_pages))
     return {
         "policy": build_tiny_policy(out_dir / POLICY_DIR, seed=seed, corpus_sample=sample,
-                                    sizes=sizes),
+                                    sizes=sizes, progress=progress),
         "embedder": build_tiny_embedder(out_dir / EMBEDDER_DIR, seed=seed, corpus_sample=sample,
                                         sizes=sizes),
     }  # fmt: skip
 
 
 def tiny_models_in_catalog(
-    catalog: Catalog, *, seed: int = 0, sizes: TinySizes = DEFAULT_SIZES
+    catalog: Catalog,
+    *,
+    seed: int = 0,
+    sizes: TinySizes = DEFAULT_SIZES,
+    progress: Callable[[int, float], None] | None = None,
 ) -> Manifest:
     """The `tiny_models` dataset version for (seed, sizes): built once, then found."""
     params = {"seed": seed, **asdict(sizes)}
@@ -298,17 +446,25 @@ def tiny_models_in_catalog(
     if found is not None:
         return found
     with catalog.create("tiny_models", params=params, code_version=CODE_VERSION) as w:
-        build_tiny_models(w.path, seed=seed, sizes=sizes)
+        paths = build_tiny_models(w.path, seed=seed, sizes=sizes, progress=progress)
         w.stats["models"] = [POLICY_DIR, EMBEDDER_DIR]
+        info = json.loads((paths["policy"] / "tiny_model.json").read_text())
+        if "pretrain" in info:
+            w.stats["pretrain"] = info["pretrain"]
     assert w.manifest is not None
     return w.manifest
 
 
 def cached_tiny_models(
-    catalog: Catalog, *, seed: int = 0, sizes: TinySizes = DEFAULT_SIZES
+    catalog: Catalog,
+    *,
+    seed: int = 0,
+    sizes: TinySizes = DEFAULT_SIZES,
+    progress: Callable[[int, float], None] | None = None,
 ) -> dict[str, Path]:
     """Paths of the cached tiny models (building them on first use)."""
-    root = catalog.path(tiny_models_in_catalog(catalog, seed=seed, sizes=sizes))
+    manifest = tiny_models_in_catalog(catalog, seed=seed, sizes=sizes, progress=progress)
+    root = catalog.path(manifest)
     return {"policy": root / POLICY_DIR, "embedder": root / EMBEDDER_DIR}
 
 
@@ -318,6 +474,12 @@ def _fresh(out_dir: Path) -> None:
     out_dir.mkdir(parents=True)
 
 
-def _write_info(out_dir: Path, kind: str, seed: int, sizes: TinySizes) -> None:
-    info = {"kind": kind, "seed": seed, "code_version": CODE_VERSION, "sizes": asdict(sizes)}
+def _write_info(
+    out_dir: Path, kind: str, seed: int, sizes: TinySizes, stats: dict[str, float] | None = None
+) -> None:
+    info: dict[str, Any] = {
+        "kind": kind, "seed": seed, "code_version": CODE_VERSION, "sizes": asdict(sizes),
+    }  # fmt: skip
+    if stats:
+        info["pretrain"] = stats
     (out_dir / "tiny_model.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
