@@ -28,10 +28,8 @@ import contextlib
 import hashlib
 import json
 import shutil
-import socket
 import statistics
 import sys
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -59,36 +57,14 @@ RECIPE: dict[str, Any] = {
 }
 
 
-def _free_port() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @contextlib.contextmanager
 def serve_env(settings: Settings) -> Iterator[str]:
     """env_service (the real app) on a free local port in a thread; yields its URL."""
-    import uvicorn
-
     from env_service.app import create_app
+    from literesearcher.testing import serve_app
 
-    sock = _free_port()
-    config = uvicorn.Config(create_app(settings), log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("env_service did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serve_app(create_app(settings), startup_timeout_s=60) as url:
+        yield url
 
 
 class Timer:

@@ -44,6 +44,35 @@ def server_config(app: Any) -> uvicorn.Config:
 
 
 @contextlib.contextmanager
+def serve_in_thread(
+    app: Any,
+    sock: socket.socket,
+    startup_timeout_s: float = 60.0,
+    failed: str = "the in-process server failed to start (see the log above)",
+) -> Iterator[None]:
+    """Serve an ASGI app with uvicorn (`server_config`) on a bound socket in a daemon thread;
+    return once it accepts requests (`failed` if the thread dies first), stop it on exit."""
+    server = uvicorn.Server(server_config(app))
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="in-process-server"
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + startup_timeout_s
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError(failed)
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the in-process server did not start in "
+                                   f"{startup_timeout_s:.0f}s")  # fmt: skip
+            time.sleep(0.05)
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+@contextlib.contextmanager
 def ensure_env_service(settings: Settings, startup_timeout_s: float = 60.0) -> Iterator[Settings]:
     """Yield settings whose env_service URL answers: unchanged when the configured service is
     up, else a copy pointing at an in-process server started here and stopped on exit."""
@@ -55,27 +84,12 @@ def ensure_env_service(settings: Settings, startup_timeout_s: float = 60.0) -> I
     cfg = settings.env_service
     sock = _bind(cfg.host, cfg.port)
     host, port = sock.getsockname()[:2]
-    server = uvicorn.Server(server_config(create_app(settings)))
-    thread = threading.Thread(
-        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="env-service"
-    )
-    thread.start()
+    failed = ("the in-process env_service failed to start (see the log above): are the page "
+              "store and index built? (`literesearcher build-env`)")  # fmt: skip
     try:
-        deadline = time.monotonic() + startup_timeout_s
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError(
-                    "the in-process env_service failed to start (see the log above): are the "
-                    "page store and index built? (`literesearcher build-env`)"
-                )
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the in-process env_service did not start in "
-                                   f"{startup_timeout_s:.0f}s")  # fmt: skip
-            time.sleep(0.05)
-        live = settings.model_copy(deep=True)
-        live.env_service.url = f"http://{host}:{port}"
-        yield live
+        with serve_in_thread(create_app(settings), sock, startup_timeout_s, failed):
+            live = settings.model_copy(deep=True)
+            live.env_service.url = f"http://{host}:{port}"
+            yield live
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         sock.close()

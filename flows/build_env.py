@@ -55,30 +55,20 @@ def dask_cluster(settings: Settings) -> Iterator[Any]:
         yield client
 
 
-def run_parts(futures: list[PrefectFuture], desc: str, unit: str, count_key: str) -> list[dict]:
-    """Wait for per-shard task futures with a progress bar showing rows done."""
+def run_parts(futures: list[PrefectFuture], desc: str, unit: str, count_key: str,
+              per: str = "shard") -> list[dict]:  # fmt: skip
+    """Wait for task futures with a progress bar (one tick per task, rows done so far); a task
+    returns one result dict or, when it loads a group of shards, a list of them."""
     results: list[dict] = []
     total_rows = 0
-    bar = tqdm(total=len(futures), desc=desc, unit="shard", file=sys.stderr, leave=False,
+    bar = tqdm(total=len(futures), desc=desc, unit=per, file=sys.stderr, leave=False,
                dynamic_ncols=True, mininterval=0.5)  # fmt: skip
     for future in as_completed(futures):
         result = future.result()
-        results.append(result)
-        total_rows += int(result.get(count_key, 0))
+        batch = result if isinstance(result, list) else [result]
+        results.extend(batch)
+        total_rows += sum(int(r.get(count_key, 0)) for r in batch)
         bar.set_postfix({unit: total_rows})
-        bar.update(1)
-    bar.close()
-    return results
-
-
-def run_groups(futures: list[PrefectFuture], desc: str, unit: str, count_key: str) -> list[dict]:
-    """Wait for tasks that each load a group of shards (one result per shard)."""
-    results: list[dict] = []
-    bar = tqdm(total=len(futures), desc=desc, unit="group", file=sys.stderr, leave=False,
-               dynamic_ncols=True, mininterval=0.5)  # fmt: skip
-    for future in as_completed(futures):
-        results.extend(future.result())
-        bar.set_postfix({unit: sum(int(r.get(count_key, 0)) for r in results)})
         bar.update(1)
     bar.close()
     return results
@@ -261,7 +251,7 @@ def _load_stores(settings: Settings, catalog_root: str, shards: Manifest, passag
                                             passages, embeddings)
             for k in range(0, len(todo), step)
         ]  # fmt: skip
-        run_groups(index_futures, "index", "passages", "passages")
+        run_parts(index_futures, "index", "passages", "passages", per="group")
         lexical.close()  # the writer's memory (heap, merge threads) is freed before the pages
         lexical_open = False
         page_futures = [

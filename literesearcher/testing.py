@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import socket
-import threading
-import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -24,26 +22,17 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serve_app(app: Any, startup_timeout_s: float = 20.0) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on a free loopback port in a thread; yield the base URL."""
-    import uvicorn
+    """Serve an ASGI app on a free loopback port in a thread, configured as flows serve
+    env_service (`env_service.serving.serve_in_thread`); yield the base URL."""
+    from env_service.serving import serve_in_thread
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        deadline = time.monotonic() + startup_timeout_s
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the test server did not start")
-            time.sleep(0.02)
-        yield f"http://127.0.0.1:{port}"
+        with serve_in_thread(app, sock, startup_timeout_s, "the test server failed to start"):
+            yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         sock.close()
 
 

@@ -135,9 +135,7 @@ class TantivyIndex:
         n = 0
         for p in passages:
             writer.delete_documents_by_term("passage_id", p.passage_id)
-            writer.add_document(
-                tantivy.Document(passage_id=p.passage_id, url=p.url, title=p.title, text=p.text)
-            )
+            writer.add_document(_document(p))
             n += 1
         self._pending += n
         return n
@@ -149,8 +147,7 @@ class TantivyIndex:
         writer.delete_documents_by_term("part", tag)
         n = 0
         for p in passages:
-            writer.add_document(tantivy.Document(passage_id=p.passage_id, url=p.url,
-                                                 title=p.title, text=p.text, part=tag))  # fmt: skip
+            writer.add_document(_document(p, part=tag))
             n += 1
         self._pending += n
         return n
@@ -223,6 +220,11 @@ class TantivyIndex:
             self._writer = None
         self._searcher_cache = None
         self._index = None
+
+
+def _document(p: Passage, **extra: str) -> tantivy.Document:
+    return tantivy.Document(passage_id=p.passage_id, url=p.url, title=p.title, text=p.text,
+                            **extra)  # fmt: skip
 
 
 def _remove_index_files(path: Path) -> None:
