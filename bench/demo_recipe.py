@@ -54,6 +54,11 @@ RECIPE: dict[str, Any] = {
     # keeps them; probed on at most this many train tasks (0: all).
     "difficulty_tasks": 96,
     "sft_only": False,  # stop after the SFT evaluation (probing the SFT budget)
+    # SFT data from OTHER worlds (seeds `sft_world_seed(seed, i)`): the teacher on every task
+    # synthesized there, added to the demo world's train trajectories.
+    "sft_worlds": 0,
+    "sft_world_pages": 20000,
+    "sft_world_per_capability": 600,
 }
 
 
@@ -180,6 +185,47 @@ async def evaluate(
     }
 
 
+def teacher_path_logprob(policy: Path, trajectories: list[list[Any]]) -> dict[str, Any]:
+    """How far the policy is from the oracle's path on held-out tasks, where pass@1 is still 0:
+    the log-probability (nats, sampling at temperature 1) that it writes exactly the teacher's
+    search turn, visit turn and answer turn, each given the teacher's history, and of the whole
+    path (their sum). exp(path) is the chance a sampled episode follows the teacher's path."""
+    import math
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from rl.protocol import render_raw
+
+    tok = AutoTokenizer.from_pretrained(policy)
+    model = AutoModelForCausalLM.from_pretrained(policy).eval()
+    eos = tok.eos_token
+    turns: list[list[float]] = [[], [], []]
+    for messages in trajectories:
+        at = [i for i, m in enumerate(messages) if m["role"] == "assistant"][:3]
+        if len(at) < 3:
+            continue
+        for j, i in enumerate(at):
+            prefix = render_raw(messages[:i], add_generation_prompt=True)
+            start = len(tok(prefix, add_special_tokens=False).input_ids)
+            ids = tok(prefix + messages[i]["content"] + eos, add_special_tokens=False).input_ids
+            x = torch.tensor([ids])
+            with torch.no_grad():
+                logp = torch.log_softmax(model(input_ids=x).logits[0, :-1].float(), -1)
+            turns[j].append(float(logp[start - 1 :].gather(1, x[0, start:, None]).sum()))
+    paths = [sum(t) for t in zip(*turns, strict=True)]
+    n = max(1, len(paths))
+    mean = lambda v: round(sum(v) / max(1, len(v)), 2)  # noqa: E731
+    return {
+        "episodes": len(paths),
+        "search_turn": mean(turns[0]),
+        "visit_turn": mean(turns[1]),
+        "answer_turn": mean(turns[2]),
+        "path": mean(paths),
+        "expected_path_success": round(sum(math.exp(v) for v in paths) / n, 5),
+    }
+
+
 def research_diagnostics(recs: list[dict[str, Any]], capability: dict[str, str]) -> dict[str, Any]:
     """Is a correct answer research? Per episode: the first search query equals the question,
     the first visited URL is one a search result showed, the answer (normalized) appears in
@@ -220,6 +266,71 @@ def research_diagnostics(recs: list[dict[str, Any]], capability: dict[str, str])
     }
 
 
+async def teach(url: str, tasks: list[Any], config: Any, settings: Settings) -> Any:
+    """The oracle teacher on `tasks` through the env_service at `url`."""
+    from env_service.client import EnvClient
+    from rl.judge import judge_from_settings
+    from rl.teacher import teacher_trajectories
+
+    async with EnvClient(url) as env:
+        return await teacher_trajectories(tasks, env, config, judge=judge_from_settings(settings))
+
+
+def other_world_messages(
+    seed: int, root: Path, catalog: Catalog, overrides: list[str], recipe: dict[str, Any]
+) -> tuple[list[Any], dict[str, Any]]:
+    """Teacher trajectories on every task of other worlds (`pipeline.teacher_worlds` in the
+    flow; cached in `catalog`)."""
+    from flows.reproduce import teacher_world_seed
+    from literesearcher.world import generate_world
+    from rl.teacher import (
+        TeacherConfig,
+        find_sft_data,
+        read_sft_messages,
+        sft_params,
+        write_sft_data,
+    )
+    from tasks.synthesis import world_web
+
+    messages: list[Any] = []
+    stats: dict[str, Any] = {}
+    for i in range(recipe["sft_worlds"]):
+        wseed = teacher_world_seed(seed, i)
+        wroot = root / f"sft-world-{i}"
+        world, web = wroot / "world", wroot / "web"
+        base = [
+            f"data_root={root}",
+            f"synthesis.seed={wseed}",
+            f"synthesis.per_capability={recipe['sft_world_per_capability']}",
+            f"page_store.duckdb_path={web / 'pages.duckdb'}",
+            f"index.tantivy_path={web / 'lexical'}",
+            "cache.enabled=false",
+        ]
+        settings = load_settings("demo", [*overrides, *base])
+        if not (web / "done").exists():
+            generate_world(world, pages=recipe["sft_world_pages"], seed=wseed)
+            world_web.build_world_web(world, web, words=settings.corpus.passage_words,
+                                      overlap=settings.corpus.passage_overlap)  # fmt: skip
+            (web / "done").write_text("")
+        tasks = synthesize(settings, world, web, recipe)
+        with serve_env(settings) as url:
+            cfg = TeacherConfig(
+                date=settings.rl.date or "2025-01-01",
+                top_k=settings.env_service.top_k,
+                require_grounded=settings.pipeline.teacher_grounded,
+            )
+            params = sft_params(tasks, cfg, {"world_seed": wseed, "env": settings.env_service.model_dump(
+                include={"top_k", "snippet_chars", "visit_token_budget"})})  # fmt: skip
+            sft = find_sft_data(catalog, [], params)
+            if sft is None:
+                result = asyncio.run(teach(url, tasks, cfg, settings))
+                sft = write_sft_data(catalog, result.trajectories, [], params, result.stats)
+        msgs = read_sft_messages(catalog, sft)
+        stats[str(wseed)] = {"tasks": len(tasks), "trajectories": len(msgs)}
+        messages += msgs
+    return messages, stats
+
+
 def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]) -> dict[str, Any]:
     from literesearcher.tiny_models import (
         CODE_VERSION,
@@ -228,13 +339,11 @@ def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]
         build_tiny_policy,
     )
     from literesearcher.world import generate_world
-    from rl.judge import judge_from_settings
     from rl.teacher import (
         TeacherConfig,
         find_sft_data,
         read_sft_messages,
         sft_params,
-        teacher_trajectories,
         write_sft_data,
     )
     from rl.trainer.local_stage import run_local_sft, run_local_stage
@@ -273,7 +382,6 @@ def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]
 
     with serve_env(settings) as url:
         settings = load_settings("demo", [*base, f"env_service.url={url}", *overrides])
-        from env_service.client import EnvClient
 
         teacher_cfg = TeacherConfig(
             date=settings.rl.date or "2025-01-01",
@@ -285,17 +393,19 @@ def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]
         with timer.stage("teacher"):
             sft = find_sft_data(catalog, [], params)
             if sft is None:
-
-                async def teach() -> Any:
-                    async with EnvClient(url) as env:
-                        return await teacher_trajectories(
-                            train, env, teacher_cfg, judge=judge_from_settings(settings)
-                        )
-
-                result = asyncio.run(teach())
+                result = asyncio.run(teach(url, train, teacher_cfg, settings))
                 sft = write_sft_data(catalog, result.trajectories, [], params, result.stats)
         out["teacher"] = sft.stats
         messages = read_sft_messages(catalog, sft)
+        if recipe["sft_worlds"]:
+            with timer.stage("other_worlds"):
+                extra, out["other_worlds"] = other_world_messages(
+                    seed, root, catalog, overrides, recipe
+                )
+            import random
+
+            messages = messages + extra
+            random.Random(seed).shuffle(messages)
 
         sizes = TinySizes(**{**asdict(DEFAULT_SIZES), **settings.pipeline.policy_sizes})
         out["policy_sizes"] = settings.pipeline.policy_sizes
@@ -322,8 +432,12 @@ def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]
             )
         out["sft"] = {"steps": sft_steps, "loss_last": losses[-1] if losses else None}
 
+        # The teacher on the held-out tasks, for the path diagnostic only (never trained on).
+        held_paths = asyncio.run(teach(url, heldout, teacher_cfg, settings)).trajectories
+        held_messages = [t.messages for t in held_paths]
         with timer.stage("eval_sft"):
             out["eval_sft"] = asyncio.run(evaluate(settings, sft_ckpt, heldout, catalog, "sft"))
+            out["eval_sft"]["teacher_path"] = teacher_path_logprob(sft_ckpt, held_messages)
         print(json.dumps({"seed": seed, "eval_sft": out["eval_sft"]}), file=sys.stderr)
 
         if recipe["sft_only"]:
@@ -378,6 +492,7 @@ def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]
 
         with timer.stage("eval_rl"):
             out["eval_rl"] = asyncio.run(evaluate(settings, policy, heldout, catalog, "rl"))
+            out["eval_rl"]["teacher_path"] = teacher_path_logprob(policy, held_messages)
     out["times_s"] = timer.times
     out["total_s"] = round(sum(timer.times.values()), 1)
     return out

@@ -426,6 +426,14 @@ class PipelineConfig(Section):
     teacher_tasks: int = Field(0, ge=0)  # training tasks the teacher solves; 0: all
     # Keep only teacher trajectories whose tool responses show the gold answer.
     teacher_grounded: bool = False
+    # More SFT data: the teacher also solves every task synthesized on this many OTHER worlds
+    # (seeds `flows.reproduce.teacher_world_seed`, never a demo or pretraining world; each
+    # with its own local web and env_service), so a small policy sees thousands of different
+    # entities and has to read them off its context instead of memorizing the training tasks.
+    # None of their tasks is evaluated (the held-out set is the main world's).
+    teacher_worlds: int = Field(0, ge=0)
+    teacher_world_pages: int = Field(20_000, ge=10)
+    teacher_world_per_capability: int = Field(600, ge=1)
     # The starting policy: an HF dir; None: the tiny policy built from the world, its sizes
     # (literesearcher.tiny_models.TinySizes fields, e.g. policy_layers, or pretrain_steps for
     # the copy pretraining on another world's text) overridden here.

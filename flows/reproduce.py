@@ -10,7 +10,9 @@ is the configured one when it answers, else one started in this process for the 
 - world: the virtual world (`pipeline.world_pages` pages), the corpus and the ground truth that
   synthesis draws tasks from; `corpus` adds more inputs to the local web.
 - teacher: oracle trajectories through the real env_service on the training pool (held-out
-  tasks excluded), judge-verified, as an `sft_data` version.
+  tasks excluded), judge-verified, as an `sft_data` version; with `pipeline.teacher_worlds`
+  also on every task of that many other worlds (each synthesized over its own local web and
+  served by its own in-process env_service), merged into one version.
 - sft / rl: `train_curriculum` (SFT cold start, then the configured RL stages, each starting
   from the previous one's checkpoint); filter: `filter_difficulty` with the SFT policy.
 - eval: the held-out tasks, for the SFT checkpoint and after every RL stage.
@@ -27,6 +29,7 @@ import asyncio
 import datetime as dt
 import json
 import shutil
+import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -142,11 +145,46 @@ def base_models(settings_json: str) -> dict[str, str]:
     return {kind: str(path) for kind, path in paths.items()}
 
 
+def teacher_world_seed(world_seed: int, index: int) -> int:
+    """The seed of the teacher's `index`-th other world: never a demo world (small integers)
+    nor a pretraining world (`tiny_models.pretrain_world_seed`: 1,000,003 + seed)."""
+    return 2_000_003 + 1000 * world_seed + index
+
+
+@contextmanager
+def serve_world_web(settings: Settings, web_dir: Path) -> Iterator[Settings]:
+    """env_service over a world web (`tasks.synthesis.world_web`: DuckDB pages + tantivy BM25)
+    in this process on a free port; yields settings that point at it."""
+    from env_service.app import create_app
+    from env_service.serving import serve_in_thread
+
+    live = settings.model_copy(deep=True)
+    live.page_store.backend = "duckdb"
+    live.page_store.duckdb_path = str(web_dir / "pages.duckdb")
+    live.index.retrieval_mode = "bm25"
+    live.index.lexical_backend = "tantivy"
+    live.index.tantivy_path = str(web_dir / "lexical")
+    live.cache.backend = "lru"
+    sock = socket.create_server((settings.env_service.host, 0))
+    try:
+        failed = f"env_service over the world web {web_dir} failed to start (see the log above)"
+        with serve_in_thread(create_app(live), sock, failed=failed):
+            host, port = sock.getsockname()[:2]
+            live.env_service.url = f"http://{host}:{port}"
+            yield live
+    finally:
+        sock.close()
+
+
 @task(name="teacher_sft_data", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
-def teacher_sft_data(settings_json: str, tasks_version: str) -> Manifest:
-    """Oracle trajectories for the training pool (held-out tasks excluded) -> `sft_data`."""
+def teacher_sft_data(
+    settings_json: str, tasks_version: str, world_web_dir: str | None = None
+) -> Manifest:
+    """Oracle trajectories for the training pool (held-out tasks excluded) -> `sft_data`.
+    With `world_web_dir` (another world's tasks): every task, through an env_service over
+    that world's web."""
     from env_service.client import EnvClient
-    from flows.filter_difficulty import training_pool
+    from flows.filter_difficulty import read_tasks, training_pool
     from rl.judge import judge_from_settings
     from rl.teacher import (
         TeacherConfig,
@@ -161,9 +199,12 @@ def teacher_sft_data(settings_json: str, tasks_version: str) -> Manifest:
     manifest = catalog.manifest("tasks_filtered", tasks_version)
     assert manifest is not None
     d = settings.curriculum.difficulty
-    pool = training_pool(catalog, manifest, d.heldout_fraction, d.seed)
-    limit = settings.pipeline.teacher_tasks
-    pool = pool[:limit] if limit else pool
+    if world_web_dir is None:
+        pool = training_pool(catalog, manifest, d.heldout_fraction, d.seed)
+        limit = settings.pipeline.teacher_tasks
+        pool = pool[:limit] if limit else pool
+    else:
+        pool = read_tasks(catalog, manifest)
     if not pool:
         raise ValueError(f"tasks_filtered {tasks_version} has no training tasks for the teacher")
     # The date the policy's prompts will carry (rl.date, else today), so SFT sees its prompt.
@@ -175,19 +216,50 @@ def teacher_sft_data(settings_json: str, tasks_version: str) -> Manifest:
     if found is not None:
         return found
 
-    async def run() -> Any:
+    async def run(served: Settings) -> Any:
         judge = judge_from_settings(settings)
         try:
-            async with EnvClient.from_settings(settings) as env:
+            async with EnvClient.from_settings(served) as env:
                 return await teacher_trajectories(pool, env, config, judge=judge,
                                                   concurrency=settings.rl.concurrency)  # fmt: skip
         finally:
             if judge.backend is not None:
                 await judge.backend.aclose()
 
-    result = asyncio.run(run())
+    if world_web_dir is None:
+        result = asyncio.run(run(settings))
+    else:
+        with serve_world_web(settings, Path(world_web_dir)) as served:
+            result = asyncio.run(run(served))
     print(f"teacher: {dict(result.stats)}")
     return write_sft_data(catalog, result.trajectories, [manifest], params, result.stats)
+
+
+def other_world_sft_data(
+    settings: Settings, profile: str | None, overrides: list[str], index: int
+) -> Manifest:
+    """The teacher's trajectories on every task of other world `index` (`teacher_world_seed`):
+    its world, its tasks (synthesized and filtered over its own world web under
+    `teacher-worlds/<seed>`), then the teacher through an env_service over that web."""
+    from flows.synthesize import synthesize_tasks
+    from literesearcher.world.generate import world_in_catalog
+    from tasks.synthesis import world_web
+
+    p = settings.pipeline
+    seed = teacher_world_seed(p.world_seed, index)
+    catalog = Catalog.from_settings(settings)
+    world_dir = catalog.path(world_in_catalog(catalog, pages=p.teacher_world_pages, seed=seed))
+    work = f"teacher-worlds/{seed}"
+    synth = synthesize_tasks(
+        profile=profile, overrides=[*overrides, f"synthesis.work_dir={work}"],
+        world_dir=str(world_dir), per_capability=p.teacher_world_per_capability, seed=seed,
+    )  # fmt: skip
+    web_dir = settings.path(work) / "world_web"
+    # Built by synthesis' filters; a no-op when its marker matches (cached tasks, lost web).
+    world_web.build_world_web(world_dir, web_dir, words=settings.corpus.passage_words,
+                              overlap=settings.corpus.passage_overlap)  # fmt: skip
+    return teacher_sft_data(settings.model_dump_json(), synth["versions"]["tasks_filtered"],
+                            str(web_dir))  # fmt: skip
 
 
 def heldout_file(catalog: Catalog, version: str) -> str:
@@ -280,7 +352,16 @@ def reproduce(
     with ensure_env_service(settings) as served:
         env_overrides = [*overrides, f"env_service.url={served.env_service.base_url()}"]
         served_json = served.model_dump_json()
-        sft_data = run_stage("teacher", lambda: teacher_sft_data(served_json, tasks_version))
+
+        def teacher() -> Manifest:
+            from rl.teacher import merge_sft_data
+
+            parts = [teacher_sft_data(served_json, tasks_version)]
+            for i in range(settings.pipeline.teacher_worlds):
+                parts.append(other_world_sft_data(settings, profile, overrides, i))
+            return merge_sft_data(catalog, parts)
+
+        sft_data = run_stage("teacher", teacher)
         sft = run_stage(
             "sft",
             lambda: train_curriculum(profile=profile, overrides=env_overrides, stages=["sft"],

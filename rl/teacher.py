@@ -262,6 +262,37 @@ def write_sft_data(
     return w.manifest
 
 
+def merge_sft_data(catalog: Catalog, parts: Sequence[Manifest]) -> Manifest:
+    """One `sft_data` version holding the trajectories of `parts`, in order (the demo world's
+    teacher data and other worlds'); its inputs are the parts, so it is found again, not
+    rewritten, for the same parts. A single part is returned as is."""
+    import pyarrow as pa
+
+    if not parts:
+        raise ValueError("merge_sft_data needs at least one sft_data version")
+    if len(parts) == 1:
+        return parts[0]
+    params = {"merge": [p.version for p in parts]}
+    found = find_sft_data(catalog, parts, params)
+    if found is not None:
+        return found
+    tables = [catalog.to_arrow("sft_data", p.version) for p in parts]
+    table = pa.concat_tables(tables, promote_options="default")
+    rows = max(1, table.num_rows)
+    with catalog.create("sft_data", parts, params, CODE_VERSION) as w:
+        w.write_table(table, SFT_FILE)
+        w.stats = {
+            "trajectories": table.num_rows,
+            "parts": {p.version: t.num_rows for p, t in zip(parts, tables, strict=True)},
+            "mean_context_tokens": sum(
+                p.stats.get("mean_context_tokens", 0.0) * t.num_rows
+                for p, t in zip(parts, tables, strict=True)
+            ) / rows,
+        }  # fmt: skip
+    assert w.manifest is not None
+    return w.manifest
+
+
 def read_sft_messages(catalog: Catalog, manifest: Manifest) -> list[list[Message]]:
     """The `messages` of every trajectory of an `sft_data` version: `LocalSFTTrainer`'s input."""
     rows = catalog.read("sft_data", manifest.version).project("messages").fetchall()

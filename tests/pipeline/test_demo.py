@@ -52,6 +52,15 @@ def test_demo_runs_end_to_end_then_from_cache_then_from_a_stage(tmp_path: Path):
         assert f"\n{row} " in out, out[-3000:]
     assert "MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///" in out
 
+    # The teacher also solved the other world's tasks (`pipeline.teacher_worlds: 1`): its
+    # world and tasks, its trajectories, and the merged SFT data the SFT stage trained on.
+    state = json.loads((data_root / "runs" / "demo" / STATE_FILE).read_text())
+    teacher = [name for name, _ in state["stages"]["teacher"]["created"]]
+    assert sorted(teacher) == ["sft_data"] * 3 + ["tasks_filtered", "tasks_raw", "world"]
+    catalog = Catalog(data_root / "catalog")
+    merged = max(catalog.versions("sft_data"), key=lambda m: len(m.inputs))
+    assert len(merged.stats["parts"]) == 2 and merged.rows == sum(merged.stats["parts"].values())
+
     # MLflow holds the lineage: per-step training metrics tagged with curriculum and stage,
     # and one eval run per checkpoint.
     client = MlflowClient(f"sqlite:///{data_root / 'mlflow.db'}")

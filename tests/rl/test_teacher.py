@@ -23,6 +23,7 @@ from rl.teacher import (
     TeacherConfig,
     choose_visit,
     grounded,
+    merge_sft_data,
     read_sft_messages,
     search_result_urls,
     sft_params,
@@ -193,3 +194,28 @@ def test_sft_data_round_trips_into_the_sft_trainer_input(
 
     with pytest.raises(ValueError, match="no teacher trajectories"):
         write_sft_data(catalog, [], [], {"other": 1})
+
+
+def test_merged_sft_data_holds_every_part_in_order_and_is_found_again(
+    world_env: Any, tmp_path: Path
+) -> None:
+    url, tasks = world_env
+    catalog = Catalog(tmp_path / "catalog")
+    config = TeacherConfig(top_k=4)
+    halves = [tasks[: len(tasks) // 2], tasks[len(tasks) // 2 :]]
+    parts = []
+    for half in halves:
+        result = _teach(url, half, config)
+        parts.append(write_sft_data(catalog, result.trajectories, [], sft_params(half, config)))
+    merged = merge_sft_data(catalog, parts)
+    assert merged.version not in {p.version for p in parts}
+    assert merged.rows == sum(p.rows for p in parts)
+    assert merged.stats["parts"] == {p.version: p.rows for p in parts}
+    assert read_sft_messages(catalog, merged) == [
+        m for p in parts for m in read_sft_messages(catalog, p)
+    ]
+    assert merge_sft_data(catalog, parts).version == merged.version  # found, not rewritten
+    assert len(catalog.versions("sft_data")) == 3
+    assert merge_sft_data(catalog, parts[:1]) is parts[0]
+    with pytest.raises(ValueError, match="at least one"):
+        merge_sft_data(catalog, [])
