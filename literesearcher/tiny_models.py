@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from data_catalog import Catalog, Manifest
 
 _T = TypeVar("_T")
-CODE_VERSION = "tiny-models-3"
+CODE_VERSION = "tiny-models-4"
 POLICY_DIR = "tiny-policy"
 EMBEDDER_DIR = "tiny-bge-m3"
 
@@ -91,6 +91,15 @@ class TinySizes:
     pretrain_lr: float = 3e-3  # AdamW, linear warm-up (5%) then cosine decay to 10%
     pretrain_spans: int = 2  # repeated spans per sequence
     pretrain_span_max: int = 32  # span length drawn from 4..this many tokens
+    # Share of each batch made of pure copy rows (`synthetic_copy_batch`: a run of random
+    # tokens written twice into a window), the classic induction-head data: copying that does
+    # not depend on what the text says (copy accuracy 0.66 -> 0.81, docs/BENCHMARKS.md).
+    pretrain_synthetic: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.pretrain_synthetic <= 1.0:
+            raise ValueError(f"pretrain_synthetic is a share of the batch in [0, 1], "
+                             f"got {self.pretrain_synthetic}")  # fmt: skip
 
 
 DEFAULT_SIZES = TinySizes()
@@ -279,6 +288,29 @@ def induction_batch(
     return rows, copied
 
 
+def synthetic_copy_batch(stream: Any, batch: int, seq_len: int, gen: Any) -> tuple[Any, Any]:
+    """(`batch` x `seq_len` windows of `stream`, mask of the copied positions): in each row a
+    run of 8..seq_len/2 tokens drawn at random from `stream` (its unigram distribution, so no
+    text predicts them) is written at one position and again at a later one; the mask marks
+    the second run's tokens after its first (predictable only by copying)."""
+    import torch
+
+    rows, copied = [], torch.zeros((batch, seq_len), dtype=torch.bool)
+    for r in range(batch):
+        n = int(torch.randint(8, max(9, seq_len // 2), (1,), generator=gen))
+        n = min(n, seq_len // 2)
+        run = stream[torch.randint(0, len(stream), (n,), generator=gen)]
+        start = int(torch.randint(0, len(stream) - seq_len, (1,), generator=gen))
+        row = stream[start : start + seq_len].clone()
+        a = int(torch.randint(0, seq_len - 2 * n + 1, (1,), generator=gen))
+        b = int(torch.randint(a + n, seq_len - n + 1, (1,), generator=gen))
+        row[a : a + n] = run
+        row[b : b + n] = run
+        copied[r, b + 1 : b + n] = True
+        rows.append(row)
+    return torch.stack(rows), copied
+
+
 def copy_accuracy(model: Any, rows: Any, copied: Any) -> float:
     """Share of the copied positions (`induction_batch`'s mask) whose token the model predicts
     (greedy) from the tokens before it."""
@@ -330,13 +362,20 @@ def pretrain_policy(
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+    synthetic = round(sizes.pretrain_batch * sizes.pretrain_synthetic)
     model.train()
     loss_value = float("nan")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(world)
         for step in range(steps):
-            rows, _ = induction_batch(train, sizes.pretrain_batch, sizes.pretrain_seq_len,
-                                      sizes.pretrain_spans, sizes.pretrain_span_max, gen)  # fmt: skip
+            parts = []
+            if sizes.pretrain_batch > synthetic:
+                parts.append(induction_batch(train, sizes.pretrain_batch - synthetic,
+                                             sizes.pretrain_seq_len, sizes.pretrain_spans,
+                                             sizes.pretrain_span_max, gen)[0])  # fmt: skip
+            if synthetic:
+                parts.append(synthetic_copy_batch(train, synthetic, sizes.pretrain_seq_len, gen)[0])
+            rows = torch.cat(parts)
             loss = model(input_ids=rows, labels=rows).loss
             opt.zero_grad(set_to_none=True)
             loss.backward()

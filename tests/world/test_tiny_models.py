@@ -185,6 +185,25 @@ def test_induction_batch_repeats_spans_and_masks_the_copies():
             assert j < i and row[j - 1] == row[i - 1]
 
 
+def test_synthetic_copy_batch_writes_one_random_run_twice():
+    from literesearcher.tiny_models import TinySizes, synthetic_copy_batch
+
+    stream = torch.arange(10_000)
+    gen = torch.Generator().manual_seed(0)
+    rows, copied = synthetic_copy_batch(stream, 6, 48, gen)
+    assert rows.shape == copied.shape == (6, 48)
+    for row, mask in zip(rows.tolist(), copied.tolist(), strict=True):
+        masked = [i for i, m in enumerate(mask) if m]
+        assert 7 <= len(masked) <= 23 and masked == list(range(masked[0], masked[-1] + 1))
+        b, n = masked[0] - 1, len(masked) + 1
+        run = row[b : b + n]
+        firsts = [a for a in range(b - n + 1) if row[a : a + n] == run]
+        assert firsts, row  # the same run appears earlier in the row, not overlapping
+        assert row[:b] != list(range(row[0], row[0] + b))  # not a plain window of the stream
+    with pytest.raises(ValueError, match="share of the batch"):
+        TinySizes(pretrain_synthetic=1.5)
+
+
 @pytest.mark.slow
 def test_pretraining_teaches_the_policy_to_copy(tmp_path: Path):
     """A short pretraining on another world's pages with repeated spans: the loss falls and
@@ -198,7 +217,8 @@ def test_pretraining_teaches_the_policy_to_copy(tmp_path: Path):
 
     sizes = TinySizes(pretrain_steps=120, pretrain_pages=300, pretrain_seq_len=64,
                       pretrain_batch=16, pretrain_lr=3e-3, pretrain_spans=2,
-                      pretrain_span_max=12, sample_pages=100, protocol_pages=10)  # fmt: skip
+                      pretrain_span_max=12, sample_pages=100, protocol_pages=10,
+                      pretrain_synthetic=0.25)  # fmt: skip
     losses: list[float] = []
     out = build_tiny_policy(tmp_path / "p", seed=0, sizes=sizes,
                             progress=lambda step, loss: losses.append(loss))  # fmt: skip
