@@ -15,9 +15,12 @@ and after RL; no held-out task is used for training. Every stage's output is cac
 Prints one JSON line per seed and a Markdown table (pass@1 after SFT and after RL, their
 spread over seeds, wall time per stage). Each evaluation also reports `research_diagnostics`:
 how often the first search query is the question, the first visited URL one a search showed,
-the answer present in the tool text, pass@1 per capability and the correct answers seen. The
-policy's pretraining is `pipeline.policy_sizes.pretrain_*` (e.g.
-`--set pipeline.policy_sizes.pretrain_steps=300`).
+the answer present in the tool text, pass@1 per capability and the correct answers seen; and
+`teacher_path`: the log-probability that the policy writes the oracle teacher's turns on the
+held-out tasks (the teacher runs on them for this only), a measure of progress while pass@1 is
+still 0. The policy's pretraining is `pipeline.policy_sizes.pretrain_*` (e.g.
+`--set pipeline.policy_sizes.pretrain_steps=300`); `--recipe sft_worlds=1` adds another
+world's teacher trajectories to the SFT data.
 """
 
 from __future__ import annotations
@@ -54,8 +57,9 @@ RECIPE: dict[str, Any] = {
     # keeps them; probed on at most this many train tasks (0: all).
     "difficulty_tasks": 96,
     "sft_only": False,  # stop after the SFT evaluation (probing the SFT budget)
-    # SFT data from OTHER worlds (seeds `sft_world_seed(seed, i)`): the teacher on every task
-    # synthesized there, added to the demo world's train trajectories.
+    # SFT data from OTHER worlds (seeds `flows.reproduce.teacher_world_seed(seed, i)`, as
+    # `pipeline.teacher_worlds` in the flow): the teacher on every task synthesized there,
+    # added to the demo world's train trajectories.
     "sft_worlds": 0,
     "sft_world_pages": 20000,
     "sft_world_per_capability": 600,
@@ -319,8 +323,10 @@ def other_world_messages(
                 top_k=settings.env_service.top_k,
                 require_grounded=settings.pipeline.teacher_grounded,
             )
-            params = sft_params(tasks, cfg, {"world_seed": wseed, "env": settings.env_service.model_dump(
-                include={"top_k", "snippet_chars", "visit_token_budget"})})  # fmt: skip
+            env = settings.env_service.model_dump(
+                include={"top_k", "snippet_chars", "visit_token_budget"}
+            )
+            params = sft_params(tasks, cfg, {"world_seed": wseed, "env": env})
             sft = find_sft_data(catalog, [], params)
             if sft is None:
                 result = asyncio.run(teach(url, tasks, cfg, settings))
@@ -402,10 +408,7 @@ def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]
                 extra, out["other_worlds"] = other_world_messages(
                     seed, root, catalog, overrides, recipe
                 )
-            import random
-
-            messages = messages + extra
-            random.Random(seed).shuffle(messages)
+            messages = messages + extra  # the SFT trainer shuffles per epoch
 
         sizes = TinySizes(**{**asdict(DEFAULT_SIZES), **settings.pipeline.policy_sizes})
         out["policy_sizes"] = settings.pipeline.policy_sizes
