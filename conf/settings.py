@@ -379,6 +379,11 @@ class CurriculumConfig(Section):
     local: LocalTrainerConfig = Field(default_factory=LocalTrainerConfig)
     # A failed stage task is retried this many times; each retry resumes from its checkpoint.
     stage_retries: int = Field(1, ge=0)
+    # Keep a stage's training work dir (`<output_root>/<stage>-<key>`: intermediate
+    # checkpoints with optimizer state) after its `checkpoints` version is committed. By
+    # default it is removed then: the committed model is hard-linked (or copied) out of it,
+    # and a committed stage is never resumed.
+    keep_work_dirs: bool = False
     # OpenRLHF on Ray (cluster profile).
     ray_address: str = "http://127.0.0.1:8265"
     tensorboard_dir: str = "tensorboard"

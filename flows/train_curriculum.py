@@ -257,6 +257,8 @@ def train_stage(
             "work_dir": str(work_dir),
         }
     assert w.manifest is not None
+    if not settings.curriculum.keep_work_dirs:
+        shutil.rmtree(work_dir, ignore_errors=True)
     return w.manifest
 
 

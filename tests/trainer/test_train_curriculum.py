@@ -135,7 +135,8 @@ def test_curriculum_chains_stages_with_global_steps_lineage_and_registry(
     profile, overrides, settings, catalog, data, client = prepare(
         tmp_path, local_web, tiny_policy, total_steps=2
     )
-    result = tc.train_curriculum(profile=profile, overrides=overrides, name="c1")
+    result = tc.train_curriculum(profile=profile, overrides=[*overrides,
+                                 "curriculum.keep_work_dirs=true"], name="c1")  # fmt: skip
 
     assert list(result["checkpoints"]) == ["sft", "stage1", "stage2"]
     ck = {s: catalog.manifest("checkpoints", v) for s, v in result["checkpoints"].items()}
@@ -253,6 +254,16 @@ def test_failed_stage_resumes_from_its_checkpoint_and_finished_stages_are_skippe
     assert reward_steps(client, second) == [2 + 2, 2 + 3]
     ck = catalog.manifest("checkpoints", result["checkpoints"]["stage1"])
     assert ck.stats["steps"] == 3
+    # Committed stages' work dirs (intermediate checkpoints, optimizer state) are removed; the
+    # committed models, hard-linked out of them, stay whole.
+    from transformers import AutoModelForCausalLM
+
+    assert Path(sft_versions[0].stats["work_dir"]).parent.is_dir()
+    assert not Path(sft_versions[0].stats["work_dir"]).exists()
+    assert not Path(ck.stats["work_dir"]).exists()
+    for stage in stages:
+        model = AutoModelForCausalLM.from_pretrained(result["model_dirs"][stage])
+        assert model.config.num_hidden_layers == 2
     assert len(stage_runs(client, settings, "sft")) == 2  # a run per flow run, the 2nd skipped
     assert stage_runs(client, settings, "sft")[-1].data.tags.get("skipped") == "true"
 
