@@ -295,10 +295,11 @@ def synthetic_copy_batch(stream: Any, batch: int, seq_len: int, gen: Any) -> tup
     the second run's tokens after its first (predictable only by copying)."""
     import torch
 
+    if seq_len < 16:
+        raise ValueError(f"copy rows need windows of at least 16 tokens, got {seq_len}")
     rows, copied = [], torch.zeros((batch, seq_len), dtype=torch.bool)
     for r in range(batch):
-        n = int(torch.randint(8, max(9, seq_len // 2), (1,), generator=gen))
-        n = min(n, seq_len // 2)
+        n = int(torch.randint(8, max(9, seq_len // 2), (1,), generator=gen))  # <= seq_len / 2
         run = stream[torch.randint(0, len(stream), (n,), generator=gen)]
         start = int(torch.randint(0, len(stream) - seq_len, (1,), generator=gen))
         row = stream[start : start + seq_len].clone()

@@ -200,6 +200,10 @@ def test_synthetic_copy_batch_writes_one_random_run_twice():
         firsts = [a for a in range(b - n + 1) if row[a : a + n] == run]
         assert firsts, row  # the same run appears earlier in the row, not overlapping
         assert row[:b] != list(range(row[0], row[0] + b))  # not a plain window of the stream
+    rows, copied = synthetic_copy_batch(stream, 4, 16, gen)  # the shortest window: 2 x 8
+    assert rows.shape == (4, 16) and int(copied.sum()) >= 4 * 7
+    with pytest.raises(ValueError, match="at least 16 tokens"):
+        synthetic_copy_batch(stream, 1, 15, gen)
     with pytest.raises(ValueError, match="share of the batch"):
         TinySizes(pretrain_synthetic=1.5)
 
