@@ -73,23 +73,39 @@ def serve_in_thread(
 
 
 @contextlib.contextmanager
+def serve_env_service(
+    settings: Settings,
+    *,
+    port: int | None = None,
+    startup_timeout_s: float = 60.0,
+    failed: str | None = None,
+) -> Iterator[Settings]:
+    """env_service for `settings` (its stores, index and cache) started in this process on
+    `port` (default: the configured one; a free port when that is taken, or for 0); yields a
+    copy of `settings` pointing at it and stops it on exit. `failed`: the error when the
+    server dies while starting."""
+    from env_service.app import create_app
+
+    cfg = settings.env_service
+    sock = _bind(cfg.host, cfg.port if port is None else port)
+    host, bound = sock.getsockname()[:2]
+    failed = failed or ("the in-process env_service failed to start (see the log above): are "
+                        "the page store and index built? (`literesearcher build-env`)")  # fmt: skip
+    try:
+        with serve_in_thread(create_app(settings), sock, startup_timeout_s, failed):
+            live = settings.model_copy(deep=True)
+            live.env_service.url = f"http://{host}:{bound}"
+            yield live
+    finally:
+        sock.close()
+
+
+@contextlib.contextmanager
 def ensure_env_service(settings: Settings, startup_timeout_s: float = 60.0) -> Iterator[Settings]:
     """Yield settings whose env_service URL answers: unchanged when the configured service is
     up, else a copy pointing at an in-process server started here and stopped on exit."""
     if env_service_answers(settings.env_service.base_url()):
         yield settings
         return
-    from env_service.app import create_app
-
-    cfg = settings.env_service
-    sock = _bind(cfg.host, cfg.port)
-    host, port = sock.getsockname()[:2]
-    failed = ("the in-process env_service failed to start (see the log above): are the page "
-              "store and index built? (`literesearcher build-env`)")  # fmt: skip
-    try:
-        with serve_in_thread(create_app(settings), sock, startup_timeout_s, failed):
-            live = settings.model_copy(deep=True)
-            live.env_service.url = f"http://{host}:{port}"
-            yield live
-    finally:
-        sock.close()
+    with serve_env_service(settings, startup_timeout_s=startup_timeout_s) as live:
+        yield live

@@ -29,7 +29,6 @@ import asyncio
 import datetime as dt
 import json
 import shutil
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
@@ -155,25 +154,18 @@ def teacher_world_seed(world_seed: int, index: int) -> int:
 def serve_world_web(settings: Settings, web_dir: Path) -> Iterator[Settings]:
     """env_service over a world web (`tasks.synthesis.world_web`: DuckDB pages + tantivy BM25)
     in this process on a free port; yields settings that point at it."""
-    from env_service.app import create_app
-    from env_service.serving import serve_in_thread
+    from env_service.serving import serve_env_service
 
-    live = settings.model_copy(deep=True)
-    live.page_store.backend = "duckdb"
-    live.page_store.duckdb_path = str(web_dir / "pages.duckdb")
-    live.index.retrieval_mode = "bm25"
-    live.index.lexical_backend = "tantivy"
-    live.index.tantivy_path = str(web_dir / "lexical")
-    live.cache.backend = "lru"
-    sock = socket.create_server((settings.env_service.host, 0))
-    try:
-        failed = f"env_service over the world web {web_dir} failed to start (see the log above)"
-        with serve_in_thread(create_app(live), sock, failed=failed):
-            host, port = sock.getsockname()[:2]
-            live.env_service.url = f"http://{host}:{port}"
-            yield live
-    finally:
-        sock.close()
+    web = settings.model_copy(deep=True)
+    web.page_store.backend = "duckdb"
+    web.page_store.duckdb_path = str(web_dir / "pages.duckdb")
+    web.index.retrieval_mode = "bm25"
+    web.index.lexical_backend = "tantivy"
+    web.index.tantivy_path = str(web_dir / "lexical")
+    web.cache.backend = "lru"
+    failed = f"env_service over the world web {web_dir} failed to start (see the log above)"
+    with serve_env_service(web, port=0, failed=failed) as live:
+        yield live
 
 
 @task(name="teacher_sft_data", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
