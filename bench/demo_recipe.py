@@ -280,6 +280,38 @@ async def teach(url: str, tasks: list[Any], config: Any, settings: Settings) -> 
         return await teacher_trajectories(tasks, env, config, judge=judge_from_settings(settings))
 
 
+def web_overrides(root: Path, web: Path) -> list[str]:
+    """Settings for a seed's work dir `root` and the world web at `web` (no response cache)."""
+    return [
+        f"data_root={root}",
+        f"page_store.duckdb_path={web / 'pages.duckdb'}",
+        f"index.tantivy_path={web / 'lexical'}",
+        "cache.enabled=false",
+    ]
+
+
+def teacher_sft(
+    catalog: Catalog, url: str, tasks: list[Any], settings: Settings, extra: dict[str, Any]
+) -> tuple[Any, Any]:
+    """(`sft_data` manifest, teacher config): the oracle teacher's trajectories on `tasks`
+    through the env_service at `url`, found in `catalog` when already written (keyed on the
+    tasks, the teacher config, the env's response settings and `extra`)."""
+    from rl.teacher import TeacherConfig, find_sft_data, sft_params, write_sft_data
+
+    config = TeacherConfig(
+        date=settings.rl.date or "2025-01-01",
+        top_k=settings.env_service.top_k,
+        require_grounded=settings.pipeline.teacher_grounded,
+    )
+    env = settings.env_service.model_dump(include={"top_k", "snippet_chars", "visit_token_budget"})
+    params = sft_params(tasks, config, {**extra, "env": env})
+    sft = find_sft_data(catalog, [], params)
+    if sft is None:
+        result = asyncio.run(teach(url, tasks, config, settings))
+        sft = write_sft_data(catalog, result.trajectories, [], params, result.stats)
+    return sft, config
+
+
 def other_world_messages(
     seed: int, root: Path, catalog: Catalog, overrides: list[str], recipe: dict[str, Any]
 ) -> tuple[list[Any], dict[str, Any]]:
@@ -287,13 +319,7 @@ def other_world_messages(
     flow; cached in `catalog`)."""
     from flows.reproduce import teacher_world_seed
     from literesearcher.world import generate_world
-    from rl.teacher import (
-        TeacherConfig,
-        find_sft_data,
-        read_sft_messages,
-        sft_params,
-        write_sft_data,
-    )
+    from rl.teacher import read_sft_messages
     from tasks.synthesis import world_web
 
     messages: list[Any] = []
@@ -303,12 +329,9 @@ def other_world_messages(
         wroot = root / f"sft-world-{i}"
         world, web = wroot / "world", wroot / "web"
         base = [
-            f"data_root={root}",
+            *web_overrides(root, web),
             f"synthesis.seed={wseed}",
             f"synthesis.per_capability={recipe['sft_world_per_capability']}",
-            f"page_store.duckdb_path={web / 'pages.duckdb'}",
-            f"index.tantivy_path={web / 'lexical'}",
-            "cache.enabled=false",
         ]
         settings = load_settings("demo", [*overrides, *base])
         if not (web / "done").exists():
@@ -318,19 +341,7 @@ def other_world_messages(
             (web / "done").write_text("")
         tasks = synthesize(settings, world, web, recipe)
         with serve_env(settings) as url:
-            cfg = TeacherConfig(
-                date=settings.rl.date or "2025-01-01",
-                top_k=settings.env_service.top_k,
-                require_grounded=settings.pipeline.teacher_grounded,
-            )
-            env = settings.env_service.model_dump(
-                include={"top_k", "snippet_chars", "visit_token_budget"}
-            )
-            params = sft_params(tasks, cfg, {"world_seed": wseed, "env": env})
-            sft = find_sft_data(catalog, [], params)
-            if sft is None:
-                result = asyncio.run(teach(url, tasks, cfg, settings))
-                sft = write_sft_data(catalog, result.trajectories, [], params, result.stats)
+            sft, _ = teacher_sft(catalog, url, tasks, settings, {"world_seed": wseed})
         msgs = read_sft_messages(catalog, sft)
         stats[str(wseed)] = {"tasks": len(tasks), "trajectories": len(msgs)}
         messages += msgs
@@ -345,13 +356,7 @@ def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]
         build_tiny_policy,
     )
     from literesearcher.world import generate_world
-    from rl.teacher import (
-        TeacherConfig,
-        find_sft_data,
-        read_sft_messages,
-        sft_params,
-        write_sft_data,
-    )
+    from rl.teacher import read_sft_messages
     from rl.trainer.local_stage import run_local_sft, run_local_stage
     from tasks.curriculum.difficulty import is_heldout
     from tasks.synthesis import world_web
@@ -361,13 +366,10 @@ def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]
     timer = Timer()
     world, web = root / "world", root / "web"
     base = [
-        f"data_root={root}",
+        *web_overrides(root, web),
         f"seed={seed}",
         f"synthesis.seed={seed}",
         f"curriculum.sft.seed={seed}",
-        f"page_store.duckdb_path={web / 'pages.duckdb'}",
-        f"index.tantivy_path={web / 'lexical'}",
-        "cache.enabled=false",
     ]
     settings = load_settings("demo", [*base, *overrides])
     catalog = Catalog.from_settings(settings)
@@ -389,18 +391,8 @@ def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]
     with serve_env(settings) as url:
         settings = load_settings("demo", [*base, f"env_service.url={url}", *overrides])
 
-        teacher_cfg = TeacherConfig(
-            date=settings.rl.date or "2025-01-01",
-            top_k=settings.env_service.top_k,
-            require_grounded=settings.pipeline.teacher_grounded,
-        )
-        params = sft_params(train, teacher_cfg, {"env": settings.env_service.model_dump(
-            include={"top_k", "snippet_chars", "visit_token_budget"})})  # fmt: skip
         with timer.stage("teacher"):
-            sft = find_sft_data(catalog, [], params)
-            if sft is None:
-                result = asyncio.run(teach(url, train, teacher_cfg, settings))
-                sft = write_sft_data(catalog, result.trajectories, [], params, result.stats)
+            sft, teacher_cfg = teacher_sft(catalog, url, train, settings, {})
         out["teacher"] = sft.stats
         messages = read_sft_messages(catalog, sft)
         if recipe["sft_worlds"]:
