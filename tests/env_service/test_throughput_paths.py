@@ -4,10 +4,7 @@ timeout, and `serve --workers N` (several uvicorn worker processes on one port).
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from env_service.stores.base import Page, StoreUnavailable
 from env_service.stores.duckdb_pages import DuckDBPageStore, url_key
 from env_service.stores.factory import open_lexical_index, open_page_store
 from env_service.stores.tantivy_index import TantivyIndex
-from literesearcher.testing import free_port
+from literesearcher.testing import free_port, serve_subprocess
 
 from .conftest import app_client
 
@@ -199,20 +196,8 @@ def test_serve_with_two_workers(env_root: Path) -> None:
         "--set", "env_service.workers=2",
         "serve", "--port", str(port),
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, env=dict(os.environ), stderr=subprocess.PIPE, text=True)
-    try:
-        ready = None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                ready = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=2)
-                if ready.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        assert ready is not None and ready.json()["ready"] is True
+    with serve_subprocess(cmd, f"http://127.0.0.1:{port}/ready", timeout_s=60) as served:
+        assert served.response.json()["ready"] is True
         # both workers answer on the one port, each with the settings `serve` resolved
         # (data_root came from --set, not from a profile)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}") as c:
@@ -220,11 +205,8 @@ def test_serve_with_two_workers(env_root: Path) -> None:
         assert len(texts) == 1 and "Mount Everest" in texts.pop()
         workers = [
             p
-            for p in _descendants(proc.pid)
+            for p in _descendants(served.proc.pid)
             if SETTINGS_ENV.encode() in Path(f"/proc/{p}/environ").read_bytes()
             and b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()
         ]
         assert len(workers) == 2, workers
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)

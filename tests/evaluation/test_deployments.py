@@ -16,12 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
-import httpx
 import pytest
 import yaml
 
 from conf import load_settings
-from literesearcher.testing import free_port
+from literesearcher.testing import free_port, serve_subprocess
 
 REPO = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -69,28 +68,12 @@ def prefect_env(tmp_path: Path) -> Iterator[dict[str, str]]:
         PWD=str(REPO),
         MLFLOW_ENABLE_ASYNC_LOGGING="false",
     )
-    log = (tmp_path / "server.log").open("w")
-    server = subprocess.Popen(
+    with serve_subprocess(
         [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"prefect server did not start: {(tmp_path / 'server.log').read_text()}"
-                )
-            time.sleep(1)
+        f"{env['PREFECT_API_URL']}/health", env=env, cwd=REPO, log=tmp_path / "server.log",
+        timeout_s=120, poll_s=1, stop_timeout_s=15,
+    ):  # fmt: skip
         yield env
-    finally:
-        _stop(server)
-        log.close()
 
 
 def _cli(env: dict[str, str], *args: str, timeout: float = 90) -> str:

@@ -5,21 +5,17 @@ eval metric. The screenshot is kept in test-artifacts/."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 
-import httpx
 import pytest
 from mlflow import MlflowClient
 
 from data_catalog import Manifest
-from literesearcher.testing import free_port
+from literesearcher.testing import free_port, serve_subprocess
 from tasks.evaluation.metrics import SampleResult, aggregate
 from tasks.evaluation.tracking import log_evaluation
 
@@ -55,22 +51,12 @@ def test_mlflow_ui_compare_view_shows_curricula(settings, tmp_path):
     run_ids = [_log(settings, "baseline", [True, False]), _log(settings, "mixed", [True, True])]
     experiment = MlflowClient(settings.mlflow_tracking_uri()).get_run(run_ids[0]).info.experiment_id
     port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
-         settings.mlflow_tracking_uri(), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, "mlflow server died"
-            time.sleep(1)
+    cmd = [
+        sys.executable, "-m", "mlflow", "server", "--backend-store-uri",
+        settings.mlflow_tracking_uri(), "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1",
+    ]  # fmt: skip
+    with serve_subprocess(cmd, f"http://127.0.0.1:{port}/health", timeout_s=90, poll_s=1):
         query = urllib.parse.urlencode(
             {"runs": json.dumps(run_ids), "experiments": json.dumps([experiment])}
         )
@@ -84,9 +70,6 @@ def test_mlflow_ui_compare_view_shows_curricula(settings, tmp_path):
              f"http://127.0.0.1:{port}/#/compare-runs?{query}"],
             capture_output=True, text=True, timeout=120,
         ).stdout  # fmt: skip
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=20)
     assert "Comparing 2 Runs" in dom
     for text in ("eval-ck-baseline", "eval-ck-mixed", "eval/gaia/pass_at_1", "curriculum"):
         assert text in dom, f"{text!r} not shown in the MLflow compare view"
