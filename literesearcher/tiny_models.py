@@ -332,8 +332,10 @@ def pretrain_policy(
     sizes: TinySizes,
     progress: Callable[[int, float], None] | None = None,
 ) -> dict[str, float]:
-    """Causal-LM pretraining in place (see `TinySizes.pretrain_*`); returns loss and the copy
-    accuracy on held-out windows before and after."""
+    """Causal-LM pretraining in place (see `TinySizes.pretrain_*`); returns the loss and, before
+    and after, the copy accuracy on held-out windows: on repeated natural spans
+    (`copy_accuracy_*`, which a language model partly predicts without copying) and on repeated
+    random runs (`random_copy_accuracy_*`, which only copying predicts: an induction head)."""
     import math
     import random
 
@@ -350,8 +352,20 @@ def pretrain_policy(
     probe_len = min(sizes.pretrain_seq_len, len(heldout) - 1)
     probe = induction_batch(heldout, 16, probe_len, sizes.pretrain_spans,
                             min(sizes.pretrain_span_max, probe_len // 4), gen)  # fmt: skip
+    # Copying proper: random runs written twice, which no language model predicts (natural
+    # spans are largely predictable from the text itself, so `copy_accuracy` mixes the two).
+    # Its own generator: the training batches are the same with or without this probe.
+    runs = None
+    if probe_len >= 16:
+        runs = synthetic_copy_batch(
+            heldout, 16, probe_len, torch.Generator().manual_seed(world + 1)
+        )
+
+    def copies_runs() -> float:
+        return copy_accuracy(model, *runs) if runs is not None else float("nan")
+
     model.eval()
-    before = copy_accuracy(model, *probe)
+    before, runs_before = copy_accuracy(model, *probe), copies_runs()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=sizes.pretrain_lr, betas=(0.9, 0.95), weight_decay=0.01)
     steps, warm = sizes.pretrain_steps, max(1, sizes.pretrain_steps // 20)
@@ -393,6 +407,8 @@ def pretrain_policy(
         "pretrain_loss": loss_value,
         "copy_accuracy_before": before,
         "copy_accuracy_after": copy_accuracy(model, *probe),
+        "random_copy_accuracy_before": runs_before,
+        "random_copy_accuracy_after": copies_runs(),
     }
 
 
