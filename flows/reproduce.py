@@ -132,8 +132,8 @@ def base_models(settings_json: str) -> dict[str, str]:
     if unknown:
         raise ValueError(f"pipeline.policy_sizes: unknown TinySizes fields {sorted(unknown)}")
     sizes = TinySizes(**{**asdict(DEFAULT_SIZES), **p.policy_sizes})
-    with tqdm(total=sizes.pretrain_steps, unit="step", desc="pretrain policy",
-              disable=not sizes.pretrain_steps) as bar:  # fmt: skip
+    steps = sizes.pretrain_copy_steps + sizes.pretrain_steps
+    with tqdm(total=steps, unit="step", desc="pretrain policy", disable=not steps) as bar:
 
         def progress(step: int, loss: float) -> None:
             bar.update(1)

@@ -95,8 +95,23 @@ class TinySizes:
     # tokens written twice into a window), the classic induction-head data: copying that does
     # not depend on what the text says (copy accuracy 0.66 -> 0.81, docs/BENCHMARKS.md).
     pretrain_synthetic: float = 0.0
+    # Steps of pure copy data BEFORE the text pretraining: windows of `pretrain_copy_seq_len`
+    # tokens drawn uniformly from the vocabulary with one run written twice, so the loss can
+    # only fall by copying. In a scratch run a 2x128 policy sat at the uniform loss for ~2,000
+    # such steps (16 x 128 tokens, lr 1e-3) and then formed an induction head (copy accuracy on
+    # random runs 0.01 -> 0.4 within 250 steps); the text pretraining alone never gets there
+    # (0.07 after 800 steps with half copy rows). Not in the demo profile yet: in its one run
+    # here (2,500 steps) the drop had not come. docs/BENCHMARKS.md, "Session 5".
+    pretrain_copy_steps: int = 0
+    pretrain_copy_seq_len: int = 128
+    pretrain_copy_batch: int = 16
+    pretrain_copy_lr: float = 1e-3  # constant after a 30-step warm-up, no weight decay
 
     def __post_init__(self) -> None:
+        if self.pretrain_copy_steps and self.pretrain_copy_seq_len < 16:
+            raise ValueError(
+                f"pretrain_copy_seq_len must be >= 16, got {self.pretrain_copy_seq_len}"
+            )
         if not 0.0 <= self.pretrain_synthetic <= 1.0:
             raise ValueError(f"pretrain_synthetic is a share of the batch in [0, 1], "
                              f"got {self.pretrain_synthetic}")  # fmt: skip
@@ -231,7 +246,7 @@ def build_tiny_policy(
     )
     model = _seeded(seed, lambda: Qwen3ForCausalLM(config).eval())
     stats: dict[str, float] = {}
-    if sizes.pretrain_steps > 0:
+    if sizes.pretrain_steps > 0 or sizes.pretrain_copy_steps > 0:
         stats = pretrain_policy(model, tokenizer, seed=seed, sizes=sizes, progress=progress)
     model.generation_config = GenerationConfig(
         eos_token_id=[eos_id, pad_id], pad_token_id=pad_id, do_sample=True, temperature=0.7,
@@ -312,6 +327,25 @@ def synthetic_copy_batch(stream: Any, batch: int, seq_len: int, gen: Any) -> tup
     return torch.stack(rows), copied
 
 
+def random_copy_batch(vocab: Any, batch: int, seq_len: int, gen: Any) -> tuple[Any, Any]:
+    """(`batch` x `seq_len` rows of token ids drawn uniformly from `vocab` (a 1-D tensor of ids),
+    mask of the copied positions): in each row a run of 8..seq_len/2 tokens is written again at
+    a later position. Nothing but copying predicts any token: pure induction-head data."""
+    import torch
+
+    if seq_len < 16:
+        raise ValueError(f"copy rows need windows of at least 16 tokens, got {seq_len}")
+    rows = vocab[torch.randint(0, len(vocab), (batch, seq_len), generator=gen)]
+    copied = torch.zeros((batch, seq_len), dtype=torch.bool)
+    for r in range(batch):
+        n = int(torch.randint(8, seq_len // 2 + 1, (1,), generator=gen))  # 2n <= seq_len
+        b = int(torch.randint(n, seq_len - n + 1, (1,), generator=gen))
+        a = int(torch.randint(0, b - n + 1, (1,), generator=gen))
+        rows[r, b : b + n] = rows[r, a : a + n].clone()
+        copied[r, b + 1 : b + n] = True
+    return rows, copied
+
+
 def copy_accuracy(model: Any, rows: Any, copied: Any) -> float:
     """Share of the copied positions (`induction_batch`'s mask) whose token the model predicts
     (greedy) from the tokens before it."""
@@ -367,6 +401,13 @@ def pretrain_policy(
     model.eval()
     before, runs_before = copy_accuracy(model, *probe), copies_runs()
     params = [p for p in model.parameters() if p.requires_grad]
+    copy_stats: dict[str, float] = {}
+    if sizes.pretrain_copy_steps:
+        copy_stats["pretrain_copy_loss"] = _pretrain_copying(
+            model, params, torch.unique(train), sizes, gen, progress
+        )
+        model.eval()
+        copy_stats["random_copy_accuracy_after_copy_phase"] = copies_runs()
     opt = torch.optim.AdamW(params, lr=sizes.pretrain_lr, betas=(0.9, 0.95), weight_decay=0.01)
     steps, warm = sizes.pretrain_steps, max(1, sizes.pretrain_steps // 20)
 
@@ -378,6 +419,7 @@ def pretrain_policy(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     synthetic = round(sizes.pretrain_batch * sizes.pretrain_synthetic)
+    done = sizes.pretrain_copy_steps  # progress counts both phases' steps
     model.train()
     loss_value = float("nan")
     with torch.random.fork_rng(devices=[]):
@@ -399,17 +441,50 @@ def pretrain_policy(
             sched.step()
             loss_value = float(loss.detach())
             if progress is not None:
-                progress(step + 1, loss_value)
+                progress(done + step + 1, loss_value)
     model.eval()
     return {
         "pretrain_world_seed": world,
         "pretrain_tokens": len(train),
         "pretrain_loss": loss_value,
+        **copy_stats,
         "copy_accuracy_before": before,
         "copy_accuracy_after": copy_accuracy(model, *probe),
         "random_copy_accuracy_before": runs_before,
         "random_copy_accuracy_after": copies_runs(),
     }
+
+
+def _pretrain_copying(
+    model: Any,
+    params: list[Any],
+    vocab: Any,
+    sizes: TinySizes,
+    gen: Any,
+    progress: Callable[[int, float], None] | None,
+) -> float:
+    """`sizes.pretrain_copy_steps` steps on `random_copy_batch` rows (own AdamW, constant lr
+    after a short warm-up, no weight decay); returns the last loss."""
+    import torch
+
+    opt = torch.optim.AdamW(params, lr=sizes.pretrain_copy_lr, betas=(0.9, 0.95), weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / 30))
+    loss_value = float("nan")
+    model.train()
+    for step in range(sizes.pretrain_copy_steps):
+        rows, _ = random_copy_batch(
+            vocab, sizes.pretrain_copy_batch, sizes.pretrain_copy_seq_len, gen
+        )
+        loss = model(input_ids=rows, labels=rows).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        loss_value = float(loss.detach())
+        if progress is not None:
+            progress(step + 1, loss_value)
+    return loss_value
 
 
 def build_tiny_embedder(

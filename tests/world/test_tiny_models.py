@@ -208,6 +208,46 @@ def test_synthetic_copy_batch_writes_one_random_run_twice():
         TinySizes(pretrain_synthetic=1.5)
 
 
+def test_random_copy_batch_rows_are_random_but_for_one_repeated_run():
+    from literesearcher.tiny_models import TinySizes, random_copy_batch
+
+    vocab = torch.arange(100, 5000)
+    gen = torch.Generator().manual_seed(0)
+    rows, copied = random_copy_batch(vocab, 8, 64, gen)
+    assert rows.shape == copied.shape == (8, 64)
+    assert int(rows.min()) >= 100 and int(rows.max()) < 5000  # only ids of `vocab`
+    for row, mask in zip(rows.tolist(), copied.tolist(), strict=True):
+        masked = [i for i, m in enumerate(mask) if m]
+        assert 7 <= len(masked) <= 31 and masked == list(range(masked[0], masked[-1] + 1))
+        b, n = masked[0] - 1, len(masked) + 1
+        assert any(row[a : a + n] == row[b : b + n] for a in range(b - n + 1)), row
+    rows, copied = random_copy_batch(vocab, 4, 16, gen)  # the shortest window: 2 x 8
+    assert int(copied.sum()) == 4 * 7
+    with pytest.raises(ValueError, match="at least 16 tokens"):
+        random_copy_batch(vocab, 1, 15, gen)
+    with pytest.raises(ValueError, match="pretrain_copy_seq_len"):
+        TinySizes(pretrain_copy_steps=10, pretrain_copy_seq_len=8)
+
+
+def test_copy_phase_runs_before_text_pretraining_and_is_recorded(tmp_path: Path):
+    """`pretrain_copy_steps` alone pretrains (on pure copy rows): progress counts its steps,
+    and the model records the phase's loss and its copy accuracy on random runs."""
+    import json
+
+    from literesearcher.tiny_models import TinySizes
+
+    sizes = TinySizes(pretrain_copy_steps=12, pretrain_copy_seq_len=32, pretrain_copy_batch=4,
+                      pretrain_pages=50, pretrain_seq_len=32, sample_pages=50,
+                      protocol_pages=5)  # fmt: skip
+    steps: list[int] = []
+    out = build_tiny_policy(tmp_path / "p", seed=0, sizes=sizes,
+                            progress=lambda step, loss: steps.append(step))  # fmt: skip
+    info = json.loads((out / "tiny_model.json").read_text())["pretrain"]
+    assert steps == list(range(1, 13))
+    assert info["pretrain_copy_loss"] > 0
+    assert 0.0 <= info["random_copy_accuracy_after_copy_phase"] <= 1.0
+
+
 @pytest.mark.slow
 def test_pretraining_teaches_the_policy_to_copy(tmp_path: Path):
     """A short pretraining on another world's pages with repeated spans: the loss falls and
