@@ -403,10 +403,16 @@ def pretrain_policy(
     params = [p for p in model.parameters() if p.requires_grad]
     copy_stats: dict[str, float] = {}
     if sizes.pretrain_copy_steps:
+        vocab = torch.unique(train)
+        own = random_copy_batch(vocab, 16, sizes.pretrain_copy_seq_len,
+                                torch.Generator().manual_seed(world + 2))  # fmt: skip
         copy_stats["pretrain_copy_loss"] = _pretrain_copying(
-            model, params, torch.unique(train), sizes, gen, progress
+            model, params, vocab, sizes, gen, progress
         )
         model.eval()
+        # on held-out rows like the phase's own (did a head form at all?), and on the text
+        # windows' random runs (does it carry to the length and text the policy reads?)
+        copy_stats["copy_phase_accuracy"] = copy_accuracy(model, *own)
         copy_stats["random_copy_accuracy_after_copy_phase"] = copies_runs()
     opt = torch.optim.AdamW(params, lr=sizes.pretrain_lr, betas=(0.9, 0.95), weight_decay=0.01)
     steps, warm = sizes.pretrain_steps, max(1, sizes.pretrain_steps // 20)
