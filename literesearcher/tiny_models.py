@@ -97,11 +97,11 @@ class TinySizes:
     pretrain_synthetic: float = 0.0
     # Steps of pure copy data BEFORE the text pretraining: windows of `pretrain_copy_seq_len`
     # tokens drawn uniformly from the vocabulary with one run written twice, so the loss can
-    # only fall by copying. In a scratch run a 2x128 policy sat at the uniform loss for ~2,000
-    # such steps (16 x 128 tokens, lr 1e-3) and then formed an induction head (copy accuracy on
-    # random runs 0.01 -> 0.4 within 250 steps); the text pretraining alone never gets there
-    # (0.07 after 800 steps with half copy rows). Not in the demo profile yet: in its one run
-    # here (2,500 steps) the drop had not come. docs/BENCHMARKS.md, "Session 5".
+    # only fall by copying. A 2x128 policy sits at the uniform loss for 2,100-2,750 such steps
+    # (16 x 128 tokens, lr 1e-3; 3 seeds) and then forms an induction head (copy accuracy on
+    # random runs ~0.02 -> 0.4-0.5 within 250 steps); the text pretraining alone never gets
+    # there (0.07 after 800 steps with half copy rows). Not in the demo profile: about 11
+    # minutes on one of this machine's cores. docs/BENCHMARKS.md, "Session 5".
     pretrain_copy_steps: int = 0
     pretrain_copy_seq_len: int = 128
     pretrain_copy_batch: int = 16
@@ -403,7 +403,13 @@ def pretrain_policy(
     params = [p for p in model.parameters() if p.requires_grad]
     copy_stats: dict[str, float] = {}
     if sizes.pretrain_copy_steps:
-        vocab = torch.unique(train)
+        # every ordinary token id, not only those the stream uses: with fewer ids, accidental
+        # repeats make one-token matching ambiguous and the plateau longer (BENCHMARKS)
+        special = {
+            *tokenizer.all_special_ids,
+            *tokenizer.convert_tokens_to_ids(list(PROTOCOL_TAGS)),
+        }
+        vocab = torch.tensor([i for i in range(len(tokenizer)) if i not in special])
         own = random_copy_batch(vocab, 16, sizes.pretrain_copy_seq_len,
                                 torch.Generator().manual_seed(world + 2))  # fmt: skip
         copy_stats["pretrain_copy_loss"] = _pretrain_copying(
