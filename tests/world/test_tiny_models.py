@@ -229,9 +229,10 @@ def test_random_copy_batch_rows_are_random_but_for_one_repeated_run():
         TinySizes(pretrain_copy_steps=10, pretrain_copy_seq_len=8)
 
 
-def test_copy_phase_runs_before_text_pretraining_and_is_recorded(tmp_path: Path):
-    """`pretrain_copy_steps` alone pretrains (on pure copy rows): progress counts its steps,
-    and the model records the phase's loss and its copy accuracy on random runs."""
+def test_copy_phase_alone_pretrains_and_is_recorded(tmp_path: Path):
+    """`pretrain_copy_steps` alone pretrains (on pure copy rows; no text steps): progress
+    counts its steps, and the model records the phase's loss and its copy accuracy on rows
+    like its own and on the text windows' random runs."""
     import json
 
     from literesearcher.tiny_models import TinySizes
