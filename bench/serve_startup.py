@@ -26,7 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from literesearcher.testing import free_port, serve_subprocess, write_local_web  # noqa: E402
+from literesearcher.testing import (  # noqa: E402
+    free_port,
+    serve_command,
+    serve_subprocess,
+    write_local_web,
+)
 
 
 def tiny_web(root: Path) -> None:
@@ -49,12 +54,7 @@ def time_command(cmd: list[str]) -> float:
 def time_serve(root: Path, timeout_s: float) -> float:
     """Seconds from launching `serve` (as the test does) to its first 200 on /ready."""
     port = free_port()
-    cmd = [
-        sys.executable, "-m", "literesearcher.cli",
-        "--set", f"data_root={root}",
-        "--set", "cache.enabled=false",
-        "serve", "--port", str(port),
-    ]  # fmt: skip
+    cmd = serve_command(root, port)
     url = f"http://127.0.0.1:{port}/ready"
     with serve_subprocess(cmd, url, cwd=ROOT, timeout_s=timeout_s, poll_s=0.01) as served:
         return served.startup_s

@@ -10,6 +10,7 @@ import shlex
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -45,6 +46,14 @@ def serve_app(app: Any, startup_timeout_s: float = 20.0) -> Iterator[str]:
             yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         sock.close()
+
+
+def serve_command(data_root: str | Path, port: int, *settings: str) -> list[str]:
+    """`literesearcher serve` on `port` for the local web under `data_root` (response cache
+    off), with more `--set key=value` `settings`, run by this interpreter."""
+    sets = [a for s in ("cache.enabled=false", *settings) for a in ("--set", s)]
+    return [sys.executable, "-m", "literesearcher.cli", "--set", f"data_root={data_root}",
+            *sets, "serve", "--port", str(port)]  # fmt: skip
 
 
 @dataclass

@@ -445,14 +445,7 @@ def pretrain_policy(
                                              sizes.pretrain_span_max, gen)[0])  # fmt: skip
             if synthetic:
                 parts.append(synthetic_copy_batch(train, synthetic, sizes.pretrain_seq_len, gen)[0])
-            rows = torch.cat(parts)
-            loss = model(input_ids=rows, labels=rows).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            opt.step()
-            sched.step()
-            loss_value = float(loss.detach())
+            loss_value = _lm_step(model, params, opt, sched, torch.cat(parts))
             if progress is not None:
                 progress(done + step + 1, loss_value)
     model.eval()
@@ -466,6 +459,19 @@ def pretrain_policy(
         "random_copy_accuracy_before": runs_before,
         "random_copy_accuracy_after": copies_runs(),
     }
+
+
+def _lm_step(model: Any, params: list[Any], opt: Any, sched: Any, rows: Any) -> float:
+    """One causal-LM step on `rows` (gradients clipped to norm 1); returns the loss."""
+    import torch
+
+    loss = model(input_ids=rows, labels=rows).loss
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    opt.step()
+    sched.step()
+    return float(loss.detach())
 
 
 def _pretrain_copying(
@@ -488,13 +494,7 @@ def _pretrain_copying(
         rows, _ = random_copy_batch(
             vocab, sizes.pretrain_copy_batch, sizes.pretrain_copy_seq_len, gen
         )
-        loss = model(input_ids=rows, labels=rows).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        sched.step()
-        loss_value = float(loss.detach())
+        loss_value = _lm_step(model, params, opt, sched, rows)
         if progress is not None:
             progress(step + 1, loss_value)
     return loss_value

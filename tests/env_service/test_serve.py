@@ -6,22 +6,16 @@ Startup time is measured, not asserted here: the target (ready in under 10 s) is
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import httpx
 
-from literesearcher.testing import free_port, serve_subprocess
+from literesearcher.testing import free_port, serve_command, serve_subprocess
 
 
 def test_serve_command_comes_up_and_answers(env_root: Path) -> None:
     port = free_port()
-    cmd = [
-        sys.executable, "-m", "literesearcher.cli",
-        "--set", f"data_root={env_root}",
-        "--set", "cache.enabled=false",
-        "serve", "--port", str(port),
-    ]  # fmt: skip
+    cmd = serve_command(env_root, port)
     with serve_subprocess(cmd, f"http://127.0.0.1:{port}/ready", timeout_s=60) as served:
         assert served.response.json()["ready"] is True
         search = httpx.post(f"http://127.0.0.1:{port}/search", json={"query": "everest"})

@@ -4,7 +4,6 @@ timeout, and `serve --workers N` (several uvicorn worker processes on one port).
 
 from __future__ import annotations
 
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from env_service.stores.base import Page, StoreUnavailable
 from env_service.stores.duckdb_pages import DuckDBPageStore, url_key
 from env_service.stores.factory import open_lexical_index, open_page_store
 from env_service.stores.tantivy_index import TantivyIndex
-from literesearcher.testing import free_port, serve_subprocess
+from literesearcher.testing import free_port, serve_command, serve_subprocess
 
 from .conftest import app_client
 
@@ -189,13 +188,7 @@ def _descendants(pid: int) -> list[int]:
 
 def test_serve_with_two_workers(env_root: Path) -> None:
     port = free_port()
-    cmd = [
-        sys.executable, "-m", "literesearcher.cli",
-        "--set", f"data_root={env_root}",
-        "--set", "cache.enabled=false",
-        "--set", "env_service.workers=2",
-        "serve", "--port", str(port),
-    ]  # fmt: skip
+    cmd = serve_command(env_root, port, "env_service.workers=2")
     with serve_subprocess(cmd, f"http://127.0.0.1:{port}/ready", timeout_s=60) as served:
         assert served.response.json()["ready"] is True
         # both workers answer on the one port, each with the settings `serve` resolved

@@ -185,6 +185,16 @@ def test_induction_batch_repeats_spans_and_masks_the_copies():
             assert j < i and row[j - 1] == row[i - 1]
 
 
+def _copied_run(row: list[int], mask: list[bool], max_masked: int) -> int:
+    """The start of the copied run that `mask` marks (after its first token: 7..`max_masked`
+    contiguous positions), checked to appear earlier in `row` without overlapping."""
+    masked = [i for i, m in enumerate(mask) if m]
+    assert 7 <= len(masked) <= max_masked and masked == list(range(masked[0], masked[-1] + 1))
+    b, n = masked[0] - 1, len(masked) + 1
+    assert any(row[a : a + n] == row[b : b + n] for a in range(b - n + 1)), row
+    return b
+
+
 def test_synthetic_copy_batch_writes_one_random_run_twice():
     from literesearcher.tiny_models import TinySizes, synthetic_copy_batch
 
@@ -193,12 +203,7 @@ def test_synthetic_copy_batch_writes_one_random_run_twice():
     rows, copied = synthetic_copy_batch(stream, 6, 48, gen)
     assert rows.shape == copied.shape == (6, 48)
     for row, mask in zip(rows.tolist(), copied.tolist(), strict=True):
-        masked = [i for i, m in enumerate(mask) if m]
-        assert 7 <= len(masked) <= 23 and masked == list(range(masked[0], masked[-1] + 1))
-        b, n = masked[0] - 1, len(masked) + 1
-        run = row[b : b + n]
-        firsts = [a for a in range(b - n + 1) if row[a : a + n] == run]
-        assert firsts, row  # the same run appears earlier in the row, not overlapping
+        b = _copied_run(row, mask, 23)
         assert row[:b] != list(range(row[0], row[0] + b))  # not a plain window of the stream
     rows, copied = synthetic_copy_batch(stream, 4, 16, gen)  # the shortest window: 2 x 8
     assert rows.shape == (4, 16) and int(copied.sum()) >= 4 * 7
@@ -217,10 +222,7 @@ def test_random_copy_batch_rows_are_random_but_for_one_repeated_run():
     assert rows.shape == copied.shape == (8, 64)
     assert int(rows.min()) >= 100 and int(rows.max()) < 5000  # only ids of `vocab`
     for row, mask in zip(rows.tolist(), copied.tolist(), strict=True):
-        masked = [i for i, m in enumerate(mask) if m]
-        assert 7 <= len(masked) <= 31 and masked == list(range(masked[0], masked[-1] + 1))
-        b, n = masked[0] - 1, len(masked) + 1
-        assert any(row[a : a + n] == row[b : b + n] for a in range(b - n + 1)), row
+        _copied_run(row, mask, 31)
     rows, copied = random_copy_batch(vocab, 4, 16, gen)  # the shortest window: 2 x 8
     assert int(copied.sum()) == 4 * 7
     with pytest.raises(ValueError, match="at least 16 tokens"):
