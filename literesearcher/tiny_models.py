@@ -95,27 +95,52 @@ class TinySizes:
     # tokens written twice into a window), the classic induction-head data: copying that does
     # not depend on what the text says (copy accuracy 0.66 -> 0.81, docs/BENCHMARKS.md).
     pretrain_synthetic: float = 0.0
-    # Steps of pure copy data BEFORE the text pretraining: windows of `pretrain_copy_seq_len`
-    # tokens drawn uniformly from the vocabulary with one run written twice, so the loss can
-    # only fall by copying. A 2x128 policy sits at the uniform loss for ~1,750-2,750 such
-    # steps (16 x 128 tokens, lr 1e-3; 4 seeds) and then forms an induction head (copy
-    # accuracy 0.98 on such rows after 3,000 steps); the text pretraining alone never gets
-    # there (0.07 on random runs after 800 steps with half copy rows). Not in the demo profile
-    # yet: the head does not carry to the 512-token text windows (0.03), and the phase takes
-    # ~11 minutes of one core here. docs/BENCHMARKS.md, "Session 5".
+    # Share of those copy rows whose run is drawn uniformly from every ordinary token id (rare
+    # tokens, as names and URL slugs are); the others' runs are drawn from the text's own
+    # tokens (its unigram distribution). The text steps keep only the copying they train: with
+    # 0 a 2x128 policy copies runs of the text's tokens (0.97) but no longer rare ones (0.04),
+    # with 1 the reverse (0.98 / 0.11), as the tied embeddings of tokens it never sees drift.
+    pretrain_synthetic_uniform: float = 0.0
+    # Steps of pure copy data BEFORE the text pretraining: rows of token ids drawn uniformly
+    # from the vocabulary with one run written twice, so the loss can only fall by copying, in
+    # a length curriculum: `pretrain_copy_start_steps` steps of `pretrain_copy_start_len`-token
+    # rows, then the rest split evenly over doubling lengths up to `pretrain_copy_seq_len`,
+    # `pretrain_copy_tokens` tokens per step. A 2x128 policy forms an induction head on
+    # 32-token rows after ~600 steps (on 128-token rows only after ~1,750-2,750), but a head
+    # only works up to about twice the length it was trained on, hence the doubling
+    # (docs/BENCHMARKS.md, "Session 6"). Start length = final length: no curriculum.
     pretrain_copy_steps: int = 0
     pretrain_copy_seq_len: int = 128
-    pretrain_copy_batch: int = 16
+    pretrain_copy_start_len: int = 128
+    pretrain_copy_start_steps: int = 0
+    pretrain_copy_tokens: int = 2048
     pretrain_copy_lr: float = 1e-3  # constant after a 30-step warm-up, no weight decay
 
     def __post_init__(self) -> None:
-        if self.pretrain_copy_steps and self.pretrain_copy_seq_len < 16:
-            raise ValueError(
-                f"pretrain_copy_seq_len must be >= 16, got {self.pretrain_copy_seq_len}"
-            )
+        if self.pretrain_copy_steps:
+            start, end = self.pretrain_copy_start_len, self.pretrain_copy_seq_len
+            if min(start, end) < 16:
+                raise ValueError(f"pretrain_copy_start_len and pretrain_copy_seq_len must be "
+                                 f">= 16, got {start} and {end}")  # fmt: skip
+            if start > end:
+                raise ValueError(f"pretrain_copy_start_len ({start}) is longer than "
+                                 f"pretrain_copy_seq_len ({end})")  # fmt: skip
+            if self.pretrain_copy_tokens < end:
+                raise ValueError(f"pretrain_copy_tokens ({self.pretrain_copy_tokens}) must "
+                                 f"hold at least one {end}-token row")  # fmt: skip
+            if not 0 <= self.pretrain_copy_start_steps <= self.pretrain_copy_steps:
+                raise ValueError(f"pretrain_copy_start_steps must be in 0..pretrain_copy_steps "
+                                 f"({self.pretrain_copy_steps}), "
+                                 f"got {self.pretrain_copy_start_steps}")  # fmt: skip
         if not 0.0 <= self.pretrain_synthetic <= 1.0:
             raise ValueError(f"pretrain_synthetic is a share of the batch in [0, 1], "
                              f"got {self.pretrain_synthetic}")  # fmt: skip
+        if self.pretrain_steps and 2 * self.pretrain_span_max > self.pretrain_seq_len:
+            raise ValueError(f"pretrain_span_max ({self.pretrain_span_max}) must be at most half "
+                             f"of pretrain_seq_len ({self.pretrain_seq_len})")  # fmt: skip
+        if not 0.0 <= self.pretrain_synthetic_uniform <= 1.0:
+            raise ValueError(f"pretrain_synthetic_uniform is a share of the copy rows in "
+                             f"[0, 1], got {self.pretrain_synthetic_uniform}")  # fmt: skip
 
 
 DEFAULT_SIZES = TinySizes()
@@ -304,11 +329,14 @@ def induction_batch(
     return rows, copied
 
 
-def synthetic_copy_batch(stream: Any, batch: int, seq_len: int, gen: Any) -> tuple[Any, Any]:
+def synthetic_copy_batch(
+    stream: Any, batch: int, seq_len: int, gen: Any, ids: Any = None
+) -> tuple[Any, Any]:
     """(`batch` x `seq_len` windows of `stream`, mask of the copied positions): in each row a
     run of 8..seq_len/2 tokens drawn at random from `stream` (its unigram distribution, so no
-    text predicts them) is written at one position and again at a later one; the mask marks
-    the second run's tokens after its first (predictable only by copying)."""
+    text predicts them), or uniformly from `ids` (a 1-D tensor of token ids) when given, is
+    written at one position and again at a later one; the mask marks the second run's tokens
+    after its first (predictable only by copying)."""
     import torch
 
     if seq_len < 16:
@@ -316,7 +344,8 @@ def synthetic_copy_batch(stream: Any, batch: int, seq_len: int, gen: Any) -> tup
     rows, copied = [], torch.zeros((batch, seq_len), dtype=torch.bool)
     for r in range(batch):
         n = int(torch.randint(8, max(9, seq_len // 2), (1,), generator=gen))  # <= seq_len / 2
-        run = stream[torch.randint(0, len(stream), (n,), generator=gen)]
+        pool = stream if ids is None else ids
+        run = pool[torch.randint(0, len(pool), (n,), generator=gen)]
         start = int(torch.randint(0, len(stream) - seq_len, (1,), generator=gen))
         row = stream[start : start + seq_len].clone()
         a = int(torch.randint(0, seq_len - 2 * n + 1, (1,), generator=gen))
@@ -347,6 +376,27 @@ def random_copy_batch(vocab: Any, batch: int, seq_len: int, gen: Any) -> tuple[A
     return rows, copied
 
 
+def copy_schedule(sizes: TinySizes) -> list[tuple[int, int]]:
+    """The copy phase's curriculum as (row length, steps) pairs: `pretrain_copy_start_steps`
+    at `pretrain_copy_start_len`, then the remaining steps split evenly over doubling lengths
+    up to `pretrain_copy_seq_len` (the last stage takes what does not divide evenly)."""
+    start, end, total = (
+        sizes.pretrain_copy_start_len,
+        sizes.pretrain_copy_seq_len,
+        sizes.pretrain_copy_steps,
+    )
+    if start >= end:
+        return [(end, total)] if total else []
+    lengths = [start]
+    while lengths[-1] < end:
+        lengths.append(min(end, lengths[-1] * 2))
+    rest = total - sizes.pretrain_copy_start_steps
+    each = rest // (len(lengths) - 1)
+    steps = [sizes.pretrain_copy_start_steps, *[each] * (len(lengths) - 1)]
+    steps[-1] += rest - each * (len(lengths) - 1)
+    return [(n, k) for n, k in zip(lengths, steps, strict=True) if k > 0]
+
+
 def copy_accuracy(model: Any, rows: Any, copied: Any) -> float:
     """Share of the copied positions (`induction_batch`'s mask) whose token the model predicts
     (greedy) from the tokens before it."""
@@ -372,45 +422,28 @@ def pretrain_policy(
     (`copy_accuracy_*`, which a language model partly predicts without copying) and on repeated
     random runs (`random_copy_accuracy_*`, which only copying predicts: an induction head)."""
     import math
-    import random
 
     import torch
 
     world = pretrain_world_seed(seed)
-    docs = [*world_sample(world, sizes.pretrain_pages),
-            *protocol_sample(world, sizes.pretrain_protocol_pages)]  # fmt: skip
-    random.Random(world).shuffle(docs)
-    stream = token_stream(tokenizer, docs)
-    cut = int(len(stream) * 0.95)  # the tail: held-out windows for the copy measurement
-    train, heldout = stream[:cut], stream[cut:]
+    train, heldout = _pretrain_stream(tokenizer, world, sizes)
     gen = torch.Generator().manual_seed(world)
     probe_len = min(sizes.pretrain_seq_len, len(heldout) - 1)
     probe = induction_batch(heldout, 16, probe_len, sizes.pretrain_spans,
                             min(sizes.pretrain_span_max, probe_len // 4), gen)  # fmt: skip
-    # Copying proper: random runs written twice, which no language model predicts (natural
-    # spans are largely predictable from the text itself, so `copy_accuracy` mixes the two).
-    # Its own generator: the training batches are the same with or without this probe.
-    runs = None
-    if probe_len >= 16:
-        runs = synthetic_copy_batch(
-            heldout, 16, probe_len, torch.Generator().manual_seed(world + 1)
-        )
+    vocab = ordinary_ids(tokenizer)
+    runs = _run_probes(heldout, probe_len, vocab, world)
 
-    def copies_runs() -> float:
-        return copy_accuracy(model, *runs) if runs is not None else float("nan")
+    def copies_runs() -> tuple[float, float]:
+        if runs is None:
+            return float("nan"), float("nan")
+        return copy_accuracy(model, *runs[0]), copy_accuracy(model, *runs[1])
 
     model.eval()
-    before, runs_before = copy_accuracy(model, *probe), copies_runs()
+    before, (runs_before, uniform_before) = copy_accuracy(model, *probe), copies_runs()
     params = [p for p in model.parameters() if p.requires_grad]
     copy_stats: dict[str, float] = {}
     if sizes.pretrain_copy_steps:
-        # every ordinary token id, not only those the stream uses: with fewer ids, accidental
-        # repeats make one-token matching ambiguous and the plateau longer (BENCHMARKS)
-        special = {
-            *tokenizer.all_special_ids,
-            *tokenizer.convert_tokens_to_ids(list(PROTOCOL_TAGS)),
-        }
-        vocab = torch.tensor([i for i in range(len(tokenizer)) if i not in special])
         own = random_copy_batch(vocab, 16, sizes.pretrain_copy_seq_len,
                                 torch.Generator().manual_seed(world + 2))  # fmt: skip
         copy_stats["pretrain_copy_loss"] = _pretrain_copying(
@@ -420,7 +453,10 @@ def pretrain_policy(
         # on held-out rows like the phase's own (did a head form at all?), and on the text
         # windows' random runs (does it carry to the length and text the policy reads?)
         copy_stats["copy_phase_accuracy"] = copy_accuracy(model, *own)
-        copy_stats["random_copy_accuracy_after_copy_phase"] = copies_runs()
+        (
+            copy_stats["random_copy_accuracy_after_copy_phase"],
+            copy_stats["uniform_copy_accuracy_after_copy_phase"],
+        ) = copies_runs()
     opt = torch.optim.AdamW(params, lr=sizes.pretrain_lr, betas=(0.9, 0.95), weight_decay=0.01)
     steps, warm = sizes.pretrain_steps, max(1, sizes.pretrain_steps // 20)
 
@@ -432,6 +468,7 @@ def pretrain_policy(
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     synthetic = round(sizes.pretrain_batch * sizes.pretrain_synthetic)
+    uniform = round(synthetic * sizes.pretrain_synthetic_uniform)
     done = sizes.pretrain_copy_steps  # progress counts both phases' steps
     model.train()
     loss_value = float("nan")
@@ -443,12 +480,17 @@ def pretrain_policy(
                 parts.append(induction_batch(train, sizes.pretrain_batch - synthetic,
                                              sizes.pretrain_seq_len, sizes.pretrain_spans,
                                              sizes.pretrain_span_max, gen)[0])  # fmt: skip
-            if synthetic:
-                parts.append(synthetic_copy_batch(train, synthetic, sizes.pretrain_seq_len, gen)[0])
+            if synthetic - uniform:
+                parts.append(synthetic_copy_batch(train, synthetic - uniform,
+                                                  sizes.pretrain_seq_len, gen)[0])  # fmt: skip
+            if uniform:
+                parts.append(synthetic_copy_batch(train, uniform, sizes.pretrain_seq_len, gen,
+                                                  vocab)[0])  # fmt: skip
             loss_value = _lm_step(model, params, opt, sched, torch.cat(parts))
             if progress is not None:
                 progress(done + step + 1, loss_value)
     model.eval()
+    runs_after, uniform_after = copies_runs()
     return {
         "pretrain_world_seed": world,
         "pretrain_tokens": len(train),
@@ -457,8 +499,66 @@ def pretrain_policy(
         "copy_accuracy_before": before,
         "copy_accuracy_after": copy_accuracy(model, *probe),
         "random_copy_accuracy_before": runs_before,
-        "random_copy_accuracy_after": copies_runs(),
+        "random_copy_accuracy_after": runs_after,
+        "uniform_copy_accuracy_before": uniform_before,
+        "uniform_copy_accuracy_after": uniform_after,
     }
+
+
+def ordinary_ids(tokenizer: Any) -> Any:
+    """Every token id but the special ones and the protocol tags, as a 1-D tensor: the copy
+    phase's and the uniform runs' tokens. Not only the ids the text uses: with fewer ids,
+    accidental repeats make one-token matching ambiguous and the plateau longer
+    (BENCHMARKS)."""
+    import torch
+
+    special = {*tokenizer.all_special_ids, *tokenizer.convert_tokens_to_ids(list(PROTOCOL_TAGS))}
+    return torch.tensor([i for i in range(len(tokenizer)) if i not in special])
+
+
+def _pretrain_stream(tokenizer: Any, world: int, sizes: TinySizes) -> tuple[Any, Any]:
+    """The pretraining world's token stream, split into (train, held-out tail)."""
+    import random
+
+    docs = [*world_sample(world, sizes.pretrain_pages),
+            *protocol_sample(world, sizes.pretrain_protocol_pages)]  # fmt: skip
+    random.Random(world).shuffle(docs)
+    stream = token_stream(tokenizer, docs)
+    cut = int(len(stream) * 0.95)  # the tail: held-out windows for the copy measurement
+    return stream[:cut], stream[cut:]
+
+
+def _run_probes(heldout: Any, length: int, vocab: Any, world: int) -> tuple[Any, Any] | None:
+    """Copying proper, on held-out text windows of `length` tokens: (runs of the text's own
+    tokens, runs of uniformly drawn ids) written twice. No language model predicts them
+    (natural spans are largely predictable from the text itself, so `copy_accuracy` mixes the
+    two); uniform runs are rare tokens, as a name or a URL slug is, with no ambiguous
+    one-token matches. Own generators: the training batches are the same with or without."""
+    import torch
+
+    if length < 16:
+        return None
+    return (
+        synthetic_copy_batch(heldout, 16, length, torch.Generator().manual_seed(world + 1)),
+        synthetic_copy_batch(heldout, 16, length, torch.Generator().manual_seed(world + 3),
+                             ids=vocab),
+    )  # fmt: skip
+
+
+def copy_probe_accuracy(
+    model: Any, tokenizer: Any, *, seed: int, sizes: TinySizes
+) -> dict[str, float]:
+    """`random_copy_accuracy` and `uniform_copy_accuracy` of `model` (e.g. after SFT) on the
+    pretraining's own held-out probes for (seed, sizes)."""
+    world = pretrain_world_seed(seed)
+    _, heldout = _pretrain_stream(tokenizer, world, sizes)
+    runs = _run_probes(heldout, min(sizes.pretrain_seq_len, len(heldout) - 1),
+                       ordinary_ids(tokenizer), world)  # fmt: skip
+    if runs is None:
+        return {"random_copy_accuracy": float("nan"), "uniform_copy_accuracy": float("nan")}
+    model.eval()
+    return {"random_copy_accuracy": copy_accuracy(model, *runs[0]),
+            "uniform_copy_accuracy": copy_accuracy(model, *runs[1])}  # fmt: skip
 
 
 def _lm_step(model: Any, params: list[Any], opt: Any, sched: Any, rows: Any) -> float:
@@ -482,21 +582,23 @@ def _pretrain_copying(
     gen: Any,
     progress: Callable[[int, float], None] | None,
 ) -> float:
-    """`sizes.pretrain_copy_steps` steps on `random_copy_batch` rows (own AdamW, constant lr
-    after a short warm-up, no weight decay); returns the last loss."""
+    """`sizes.pretrain_copy_steps` steps on `random_copy_batch` rows in `copy_schedule`'s
+    length curriculum (own AdamW, constant lr after a short warm-up, no weight decay);
+    returns the last loss."""
     import torch
 
     opt = torch.optim.AdamW(params, lr=sizes.pretrain_copy_lr, betas=(0.9, 0.95), weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min(1.0, (step + 1) / 30))
     loss_value = float("nan")
     model.train()
-    for step in range(sizes.pretrain_copy_steps):
-        rows, _ = random_copy_batch(
-            vocab, sizes.pretrain_copy_batch, sizes.pretrain_copy_seq_len, gen
-        )
-        loss_value = _lm_step(model, params, opt, sched, rows)
-        if progress is not None:
-            progress(step + 1, loss_value)
+    done = 0
+    for seq_len, steps in copy_schedule(sizes):
+        for _ in range(steps):
+            rows, _ = random_copy_batch(vocab, sizes.pretrain_copy_tokens // seq_len, seq_len, gen)
+            loss_value = _lm_step(model, params, opt, sched, rows)
+            done += 1
+            if progress is not None:
+                progress(done, loss_value)
     return loss_value
 
 

@@ -211,6 +211,10 @@ def test_synthetic_copy_batch_writes_one_random_run_twice():
         synthetic_copy_batch(stream, 1, 15, gen)
     with pytest.raises(ValueError, match="share of the batch"):
         TinySizes(pretrain_synthetic=1.5)
+    with pytest.raises(ValueError, match="share of the copy rows"):
+        TinySizes(pretrain_synthetic_uniform=-0.5)
+    with pytest.raises(ValueError, match="at most half of pretrain_seq_len"):
+        TinySizes(pretrain_steps=5, pretrain_seq_len=32, pretrain_span_max=17)
 
 
 def test_random_copy_batch_rows_are_random_but_for_one_repeated_run():
@@ -231,25 +235,93 @@ def test_random_copy_batch_rows_are_random_but_for_one_repeated_run():
         TinySizes(pretrain_copy_steps=10, pretrain_copy_seq_len=8)
 
 
+def test_synthetic_copy_batch_draws_its_runs_from_ids_when_given():
+    from literesearcher.tiny_models import synthetic_copy_batch
+
+    stream = torch.arange(10_000)
+    ids = torch.arange(50_000, 50_100)  # ids the stream never has
+    rows, copied = synthetic_copy_batch(stream, 6, 48, torch.Generator().manual_seed(0), ids)
+    for row, mask in zip(rows.tolist(), copied.tolist(), strict=True):
+        b = _copied_run(row, mask, 23)
+        n = sum(mask) + 1
+        assert all(50_000 <= t < 50_100 for t in row[b : b + n])  # the run: only `ids`
+        assert sum(t >= 50_000 for t in row) == 2 * n  # the rest: the stream's window
+
+
+def test_copy_schedule_doubles_the_row_length_up_to_the_last():
+    from literesearcher.tiny_models import TinySizes, copy_schedule
+
+    def schedule(**kw: int) -> list[tuple[int, int]]:
+        return copy_schedule(TinySizes(**kw))
+
+    assert schedule() == []  # no copy phase
+    assert schedule(pretrain_copy_steps=50) == [(128, 50)]  # start = last length: one stage
+    curriculum = {"pretrain_copy_start_len": 32, "pretrain_copy_start_steps": 40}
+    assert schedule(pretrain_copy_steps=101, pretrain_copy_seq_len=256, **curriculum) == [
+        (32, 40), (64, 20), (128, 20), (256, 21)]  # fmt: skip
+    assert schedule(pretrain_copy_steps=60, pretrain_copy_seq_len=100, **curriculum) == [
+        (32, 40), (64, 10), (100, 10)]  # fmt: skip
+    assert schedule(pretrain_copy_steps=40, pretrain_copy_seq_len=64, **curriculum) == [(32, 40)]
+    with pytest.raises(ValueError, match="longer than"):
+        TinySizes(pretrain_copy_steps=10, pretrain_copy_start_len=256, pretrain_copy_seq_len=128)
+    with pytest.raises(ValueError, match="at least one 4096-token row"):
+        TinySizes(pretrain_copy_steps=10, pretrain_copy_seq_len=4096)
+    with pytest.raises(ValueError, match="pretrain_copy_start_steps"):
+        TinySizes(pretrain_copy_steps=10, pretrain_copy_start_steps=11)
+
+
 def test_copy_phase_alone_pretrains_and_is_recorded(tmp_path: Path):
-    """`pretrain_copy_steps` alone pretrains (on pure copy rows; no text steps): progress
-    counts its steps, and the model records the phase's loss and its copy accuracy on rows
-    like its own and on the text windows' random runs."""
+    """`pretrain_copy_steps` alone pretrains (on pure copy rows in a length curriculum; no
+    text steps): progress counts its steps, and the model records the phase's loss and its
+    copy accuracy on rows like its own and on the text windows' random and uniform runs,
+    the same probes `copy_probe_accuracy` measures a later checkpoint on."""
     import json
 
-    from literesearcher.tiny_models import TinySizes
+    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    sizes = TinySizes(pretrain_copy_steps=12, pretrain_copy_seq_len=32, pretrain_copy_batch=4,
-                      pretrain_pages=50, pretrain_seq_len=32, sample_pages=50,
-                      protocol_pages=5)  # fmt: skip
+    from literesearcher.tiny_models import TinySizes, copy_probe_accuracy
+
+    sizes = TinySizes(pretrain_copy_steps=12, pretrain_copy_start_len=16,
+                      pretrain_copy_start_steps=6, pretrain_copy_seq_len=32,
+                      pretrain_copy_tokens=64, pretrain_pages=50, pretrain_seq_len=32,
+                      sample_pages=50, protocol_pages=5)  # fmt: skip
     steps: list[int] = []
     out = build_tiny_policy(tmp_path / "p", seed=0, sizes=sizes,
                             progress=lambda step, loss: steps.append(step))  # fmt: skip
     info = json.loads((out / "tiny_model.json").read_text())["pretrain"]
     assert steps == list(range(1, 13))
     assert info["pretrain_copy_loss"] > 0
-    for key in ("copy_phase_accuracy", "random_copy_accuracy_after_copy_phase"):
+    for key in ("copy_phase_accuracy", "random_copy_accuracy_after_copy_phase",
+                "uniform_copy_accuracy_after_copy_phase", "uniform_copy_accuracy_after"):  # fmt: skip
         assert 0.0 <= info[key] <= 1.0, info
+    model = AutoModelForCausalLM.from_pretrained(out)
+    again = copy_probe_accuracy(model, AutoTokenizer.from_pretrained(out), seed=0, sizes=sizes)
+    assert again == {"random_copy_accuracy": info["random_copy_accuracy_after"],
+                     "uniform_copy_accuracy": info["uniform_copy_accuracy_after"]}  # fmt: skip
+
+
+def test_text_steps_split_their_copy_rows_between_text_and_uniform_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """`pretrain_synthetic_uniform`: that share of each batch's copy rows has its run drawn
+    uniformly from the ordinary token ids, the rest from the text's own tokens."""
+    from literesearcher import tiny_models
+    from literesearcher.tiny_models import TinySizes
+
+    calls: list[tuple[int, bool]] = []
+    real = tiny_models.synthetic_copy_batch
+
+    def spy(stream: Any, batch: int, seq_len: int, gen: Any, ids: Any = None) -> Any:
+        calls.append((batch, ids is not None))
+        return real(stream, batch, seq_len, gen, ids)
+
+    monkeypatch.setattr(tiny_models, "synthetic_copy_batch", spy)
+    sizes = TinySizes(pretrain_steps=3, pretrain_batch=8, pretrain_synthetic=0.5,
+                      pretrain_synthetic_uniform=0.25, pretrain_pages=50, pretrain_seq_len=32,
+                      pretrain_span_max=16, sample_pages=50, protocol_pages=5)  # fmt: skip
+    build_tiny_policy(tmp_path / "p", seed=0, sizes=sizes)
+    # two probes (text runs, uniform runs), then per step 3 text-run rows + 1 uniform-run row
+    assert calls == [(16, False), (16, True), *[(3, False), (1, True)] * 3]
 
 
 @pytest.mark.slow
