@@ -18,7 +18,8 @@ how often the first search query is the question, the first visited URL one a se
 the answer present in the tool text, pass@1 per capability and the correct answers seen; and
 `teacher_path`: the log-probability that the policy writes the oracle teacher's turns on the
 held-out tasks (the teacher runs on them for this only), a measure of progress while pass@1 is
-still 0. The policy's pretraining is `pipeline.policy_sizes.pretrain_*` (e.g.
+still 0. `sft` also reports the pretraining's copy probes on the SFT checkpoint (does the
+induction head survive SFT?). The policy's pretraining is `pipeline.policy_sizes.pretrain_*` (e.g.
 `--set pipeline.policy_sizes.pretrain_steps=300`); `--recipe sft_worlds=1` adds another
 world's teacher trajectories to the SFT data.
 """
@@ -230,6 +231,17 @@ def teacher_path_logprob(policy: Path, trajectories: list[list[Any]]) -> dict[st
     }
 
 
+def sft_copying(policy: Path, seed: int, sizes: Any) -> dict[str, float]:
+    """Does the induction head survive SFT? The pretraining's copy probes on `policy`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from literesearcher.tiny_models import copy_probe_accuracy
+
+    model = AutoModelForCausalLM.from_pretrained(policy)
+    tok = AutoTokenizer.from_pretrained(policy)
+    return copy_probe_accuracy(model, tok, seed=seed, sizes=sizes)
+
+
 def research_diagnostics(recs: list[dict[str, Any]], capability: dict[str, str]) -> dict[str, Any]:
     """Is a correct answer research? Per episode: the first search query equals the question,
     the first visited URL is one a search result showed, the answer (normalized) appears in
@@ -425,7 +437,8 @@ def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]
             sft_ckpt, _ = run_local_sft(
                 settings, messages, base_policy, root / f"sft-{tag}", on_sft
             )
-        out["sft"] = {"steps": sft_steps, "loss_last": losses[-1] if losses else None}
+        out["sft"] = {"steps": sft_steps, "loss_last": losses[-1] if losses else None,
+                      **sft_copying(sft_ckpt, seed, sizes)}  # fmt: skip
 
         # The teacher on the held-out tasks, for the path diagnostic only (never trained on).
         held_paths = asyncio.run(teach(url, heldout, teacher_cfg, settings)).trajectories
