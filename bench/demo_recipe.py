@@ -537,7 +537,9 @@ def table(results: list[dict[str, Any]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--work", type=Path, default=ROOT / ".literesearcher" / "bench" / "demo")
+    # absolute: the work dir becomes data_root, and relative paths in settings resolve against it
+    ap.add_argument("--work", type=lambda v: Path(v).absolute(),
+                    default=ROOT / ".literesearcher" / "bench" / "demo")  # fmt: skip
     ap.add_argument("--set", dest="overrides", action="append", default=[],
                     help="settings override, section.key=value (repeatable)")  # fmt: skip
     ap.add_argument("--recipe", action="append", default=[],

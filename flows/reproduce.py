@@ -150,12 +150,12 @@ def teacher_world_seed(world_seed: int, index: int) -> int:
     return 2_000_003 + 1000 * world_seed + index
 
 
-@contextmanager
-def serve_world_web(settings: Settings, web_dir: Path) -> Iterator[Settings]:
-    """env_service over a world web (`tasks.synthesis.world_web`: DuckDB pages + tantivy BM25)
-    in this process on a free port; yields settings that point at it."""
-    from env_service.serving import serve_env_service
-
+def world_web_settings(settings: Settings, web_dir: Path) -> Settings:
+    """`settings` pointed at a world web (`tasks.synthesis.world_web`: DuckDB pages + tantivy
+    BM25) in `web_dir`. `web_dir` is a filesystem path (relative: to the working directory);
+    it is made absolute, since relative paths in settings resolve against `data_root` (a
+    relative `data_root` would otherwise be joined twice)."""
+    web_dir = Path(web_dir).absolute()
     web = settings.model_copy(deep=True)
     web.page_store.backend = "duckdb"
     web.page_store.duckdb_path = str(web_dir / "pages.duckdb")
@@ -163,8 +163,17 @@ def serve_world_web(settings: Settings, web_dir: Path) -> Iterator[Settings]:
     web.index.lexical_backend = "tantivy"
     web.index.tantivy_path = str(web_dir / "lexical")
     web.cache.backend = "lru"
+    return web
+
+
+@contextmanager
+def serve_world_web(settings: Settings, web_dir: Path) -> Iterator[Settings]:
+    """env_service over a world web (`world_web_settings`) in this process on a free port;
+    yields settings that point at it."""
+    from env_service.serving import serve_env_service
+
     failed = f"env_service over the world web {web_dir} failed to start (see the log above)"
-    with serve_env_service(web, port=0, failed=failed) as live:
+    with serve_env_service(world_web_settings(settings, web_dir), port=0, failed=failed) as live:
         yield live
 
 

@@ -25,12 +25,15 @@ TINY = REPO / "tests" / "pipeline" / "tiny.yaml"
 
 
 def _demo(data_root: Path, port: int, *extra: str) -> subprocess.CompletedProcess[str]:
+    """The demo with `data_root` given RELATIVE to the working directory, as the default
+    (`.literesearcher`) is: paths built from it must not be joined to it twice."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(OMP_NUM_THREADS="1", MLFLOW_ENABLE_ASYNC_LOGGING="false")
     cmd = [sys.executable, "-m", "literesearcher.cli", "--profile", str(TINY),
-           "--set", f"data_root={data_root}", "--set", f"env_service.port={port}",
+           "--set", f"data_root={data_root.name}", "--set", f"env_service.port={port}",
            "demo", *extra]  # fmt: skip
-    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(cmd, cwd=data_root.parent, env=env, capture_output=True, text=True,
+                          timeout=900)  # fmt: skip
     assert done.returncode == 0, f"demo failed:\n{done.stdout[-4000:]}\n{done.stderr[-8000:]}"
     return done
 
