@@ -108,17 +108,17 @@ class TinySizes:
     # `pretrain_copy_tokens` tokens per step. A 2x128 policy forms an induction head on
     # 32-token rows after ~600 steps (on 128-token rows only after ~1,750-2,750), but a head
     # only works up to about twice the length it was trained on, hence the doubling
-    # (docs/BENCHMARKS.md, "Session 6"). Start length = final length: no curriculum.
+    # (docs/BENCHMARKS.md, "Session 6"). Start length 0 (or the final one): no curriculum.
     pretrain_copy_steps: int = 0
     pretrain_copy_seq_len: int = 128
-    pretrain_copy_start_len: int = 128
+    pretrain_copy_start_len: int = 0
     pretrain_copy_start_steps: int = 0
     pretrain_copy_tokens: int = 2048
     pretrain_copy_lr: float = 1e-3  # constant after a 30-step warm-up, no weight decay
 
     def __post_init__(self) -> None:
         if self.pretrain_copy_steps:
-            start, end = self.pretrain_copy_start_len, self.pretrain_copy_seq_len
+            start, end = self.copy_start_len, self.pretrain_copy_seq_len
             if min(start, end) < 16:
                 raise ValueError(f"pretrain_copy_start_len and pretrain_copy_seq_len must be "
                                  f">= 16, got {start} and {end}")  # fmt: skip
@@ -141,6 +141,11 @@ class TinySizes:
         if not 0.0 <= self.pretrain_synthetic_uniform <= 1.0:
             raise ValueError(f"pretrain_synthetic_uniform is a share of the copy rows in "
                              f"[0, 1], got {self.pretrain_synthetic_uniform}")  # fmt: skip
+
+    @property
+    def copy_start_len(self) -> int:
+        """The copy phase's first row length (`pretrain_copy_start_len`, 0: the last one)."""
+        return self.pretrain_copy_start_len or self.pretrain_copy_seq_len
 
 
 DEFAULT_SIZES = TinySizes()
@@ -380,11 +385,7 @@ def copy_schedule(sizes: TinySizes) -> list[tuple[int, int]]:
     """The copy phase's curriculum as (row length, steps) pairs: `pretrain_copy_start_steps`
     at `pretrain_copy_start_len`, then the remaining steps split evenly over doubling lengths
     up to `pretrain_copy_seq_len` (the last stage takes what does not divide evenly)."""
-    start, end, total = (
-        sizes.pretrain_copy_start_len,
-        sizes.pretrain_copy_seq_len,
-        sizes.pretrain_copy_steps,
-    )
+    start, end, total = sizes.copy_start_len, sizes.pretrain_copy_seq_len, sizes.pretrain_copy_steps
     if start >= end:
         return [(end, total)] if total else []
     lengths = [start]
@@ -434,13 +435,11 @@ def pretrain_policy(
     vocab = ordinary_ids(tokenizer)
     runs = _run_probes(heldout, probe_len, vocab, world)
 
-    def copies_runs() -> tuple[float, float]:
-        if runs is None:
-            return float("nan"), float("nan")
-        return copy_accuracy(model, *runs[0]), copy_accuracy(model, *runs[1])
-
     model.eval()
-    before, (runs_before, uniform_before) = copy_accuracy(model, *probe), copies_runs()
+    before, (runs_before, uniform_before) = (
+        copy_accuracy(model, *probe),
+        _runs_accuracy(model, runs),
+    )
     params = [p for p in model.parameters() if p.requires_grad]
     copy_stats: dict[str, float] = {}
     if sizes.pretrain_copy_steps:
@@ -456,7 +455,7 @@ def pretrain_policy(
         (
             copy_stats["random_copy_accuracy_after_copy_phase"],
             copy_stats["uniform_copy_accuracy_after_copy_phase"],
-        ) = copies_runs()
+        ) = _runs_accuracy(model, runs)
     opt = torch.optim.AdamW(params, lr=sizes.pretrain_lr, betas=(0.9, 0.95), weight_decay=0.01)
     steps, warm = sizes.pretrain_steps, max(1, sizes.pretrain_steps // 20)
 
@@ -490,7 +489,7 @@ def pretrain_policy(
             if progress is not None:
                 progress(done + step + 1, loss_value)
     model.eval()
-    runs_after, uniform_after = copies_runs()
+    runs_after, uniform_after = _runs_accuracy(model, runs)
     return {
         "pretrain_world_seed": world,
         "pretrain_tokens": len(train),
@@ -554,11 +553,16 @@ def copy_probe_accuracy(
     _, heldout = _pretrain_stream(tokenizer, world, sizes)
     runs = _run_probes(heldout, min(sizes.pretrain_seq_len, len(heldout) - 1),
                        ordinary_ids(tokenizer), world)  # fmt: skip
-    if runs is None:
-        return {"random_copy_accuracy": float("nan"), "uniform_copy_accuracy": float("nan")}
     model.eval()
-    return {"random_copy_accuracy": copy_accuracy(model, *runs[0]),
-            "uniform_copy_accuracy": copy_accuracy(model, *runs[1])}  # fmt: skip
+    text_runs, uniform_runs = _runs_accuracy(model, runs)
+    return {"random_copy_accuracy": text_runs, "uniform_copy_accuracy": uniform_runs}
+
+
+def _runs_accuracy(model: Any, runs: tuple[Any, Any] | None) -> tuple[float, float]:
+    """`copy_accuracy` on `_run_probes`' (text runs, uniform runs); NaN without probes."""
+    if runs is None:
+        return float("nan"), float("nan")
+    return copy_accuracy(model, *runs[0]), copy_accuracy(model, *runs[1])
 
 
 def _lm_step(model: Any, params: list[Any], opt: Any, sched: Any, rows: Any) -> float:

@@ -255,7 +255,10 @@ def test_copy_schedule_doubles_the_row_length_up_to_the_last():
         return copy_schedule(TinySizes(**kw))
 
     assert schedule() == []  # no copy phase
-    assert schedule(pretrain_copy_steps=50) == [(128, 50)]  # start = last length: one stage
+    assert schedule(pretrain_copy_steps=50) == [(128, 50)]  # no start length: one stage
+    assert schedule(pretrain_copy_steps=50, pretrain_copy_seq_len=64) == [(64, 50)]
+    assert schedule(pretrain_copy_steps=50, pretrain_copy_start_len=64,
+                    pretrain_copy_seq_len=64) == [(64, 50)]  # fmt: skip
     curriculum = {"pretrain_copy_start_len": 32, "pretrain_copy_start_steps": 40}
     assert schedule(pretrain_copy_steps=101, pretrain_copy_seq_len=256, **curriculum) == [
         (32, 40), (64, 20), (128, 20), (256, 21)]  # fmt: skip
