@@ -171,6 +171,9 @@ class LLMConfig(Section):
     endpoints: dict[str, LLMEndpoint] = Field(default_factory=dict)
     local_policy_path: str | None = None
     device: str = "auto"
+    # A local policy batches up to this many concurrent requests of about the same prompt
+    # length into one `generate` call (rl.concurrency bounds how many are in flight).
+    local_max_batch: int = Field(8, ge=1)
 
 
 class RLConfig(Section):
@@ -341,6 +344,9 @@ class LocalTrainerConfig(Section):
     save_every: int = Field(10, ge=1)
     keep_last: int = Field(2, ge=1)
     weight_decay: float = Field(0.0, ge=0)
+    # With a stage's dynamic_filtering: batches of B prompts drawn per step at most while
+    # fewer than B groups with signal were found (OpenRLHF draws until it has B).
+    dynamic_filtering_max_rounds: int = Field(4, ge=1)
 
 
 class DifficultyConfig(Section):
@@ -351,6 +357,8 @@ class DifficultyConfig(Section):
     token_bins: list[int] = Field(default_factory=lambda: [16_384, 32_768, 49_152, 65_536])
     # Pass-rate bin edges inside (0, 1): [0, .25), [.25, .5), [.5, .75), [.75, 1].
     pass_rate_bins: list[float] = Field(default_factory=lambda: [0.25, 0.5, 0.75])
+    # Roll out at most this many training tasks (a seeded subset by task id hash; None: all).
+    max_tasks: int | None = Field(None, ge=1)
     # Kept: tasks solved min_correct..max_correct times of k (None: k - 1). The defaults keep
     # the partially solvable ones; min_correct 0 also keeps unsolved tasks (their groups get
     # zero advantage: useful only to exercise the pipeline with an untrained policy).

@@ -182,6 +182,11 @@ def filter_difficulty(
         pool = training_pool(catalog, tasks, cfg.heldout_fraction, cfg.seed)
         if not pool:
             raise ValueError(f"every task of tasks_filtered {tasks.version} is held out")
+        probed = difficulty.probe_subset([t.id for t in pool], cfg.max_tasks, cfg.seed)
+        if len(probed) < len(pool):
+            print(f"curriculum.difficulty.max_tasks={cfg.max_tasks}: rolling out "
+                  f"{len(probed)} of the {len(pool)} training tasks")  # fmt: skip
+            pool = [t for t in pool if t.id in probed]
         print(f"tasks_filtered {tasks.version}: {len(pool)} to roll out, {heldout.rows} held out")
         with tracker.stage("rollouts") as run:
             inputs = [tasks] + ([checkpoint] if checkpoint else [])

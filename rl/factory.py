@@ -25,7 +25,10 @@ def policy_backend(settings: Settings, policy: str | None = None) -> tuple[LLMBa
     path = Path(policy)
     if not path.is_dir():
         raise FileNotFoundError(f"policy model directory {path} does not exist")
-    return LocalHFBackend(path, device=settings.llm.device), f"local:{path.resolve()}"
+    backend = LocalHFBackend(
+        path, device=settings.llm.device, max_batch=settings.llm.local_max_batch
+    )
+    return backend, f"local:{path.resolve()}"
 
 
 def token_counter(settings: Settings, backend: LLMBackend | None = None) -> TokenCounter:

@@ -36,6 +36,9 @@ class TrainerState(BaseModel):
     kind: str  # "grpo" | "sft"
     config: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
+    # Data items consumed so far (GRPO: prompts drawn, which dynamic filtering makes vary per
+    # step); None in checkpoints written before it was recorded.
+    cursor: int | None = None
 
 
 def checkpoint_dir(root: Path, step: int) -> Path:
@@ -125,6 +128,7 @@ class CheckpointedLoop:
     tokenizer: Any
     optimizer: torch.optim.Optimizer
     step: int
+    cursor: int
     resumed_from: Path | None
     pad_id: int
     last_metrics: dict[str, float]
@@ -159,9 +163,12 @@ class CheckpointedLoop:
             self.model.parameters(), lr=lr, weight_decay=weight_decay
         )
         self.step = 0
+        self.cursor = 0
         self.resumed_from = resume_from
         if resume_from is not None:
-            self.step = load_training_state(resume_from, self.optimizer).step
+            state = load_training_state(resume_from, self.optimizer)
+            self.step = state.step
+            self.cursor = self.default_cursor(state.step) if state.cursor is None else state.cursor
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else (self.tokenizer.eos_token_id or 0)
         self.last_metrics = {}
@@ -169,13 +176,21 @@ class CheckpointedLoop:
     def train_step(self) -> dict[str, float]:
         raise NotImplementedError
 
+    def default_cursor(self, step: int) -> int:
+        """The cursor after `step` steps for a checkpoint that did not record one."""
+        return 0
+
     def state_config(self) -> dict[str, Any]:
         """What `trainer_state.json` records as the run's configuration."""
         return {}
 
     def save(self) -> Path:
         state = TrainerState(
-            step=self.step, kind=self.kind, config=self.state_config(), metrics=self.last_metrics
+            step=self.step,
+            kind=self.kind,
+            config=self.state_config(),
+            metrics=self.last_metrics,
+            cursor=self.cursor,
         )
         return save_checkpoint(
             self.ckpt_root, state, self.model, self.tokenizer, self.optimizer, self.keep_last

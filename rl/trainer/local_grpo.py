@@ -3,6 +3,11 @@
 Per step:
     1. take `prompts_per_step` tasks (B) and run `group_size` (G) rollouts of each through the
        injected async `rollout_fn` (the episode runner with a local HF backend in production);
+       with `dynamic_filtering` (OpenRLHF's `--algo.dynamic_filtering_enable`) only groups
+       whose mean reward lies strictly inside `dynamic_filtering_range` are kept, and more
+       batches of B prompts are drawn until B groups are kept (at most
+       `dynamic_filtering_max_rounds` batches), so the update is not diluted by groups that
+       carry no advantage;
     2. rewards [B, G] -> group-normalized advantages [B*G];
     3. episodes -> input_ids + loss_mask (the model's own tokens only), old logprobs [N, T-1];
     4. `ppo_epochs` x (forward, clip-higher surrogate, backward over micro-batches, grad clip,
@@ -51,6 +56,12 @@ class GRPOConfig:
     eps_low: float = 0.2
     eps_high: float = 0.4
     kl_coef: float = 0.0
+    # Keep only groups with 0 < mean reward < 1 (the range's bounds excluded), drawing more
+    # prompts until `prompts_per_step` groups are kept or `dynamic_filtering_max_rounds`
+    # batches of prompts were drawn in the step.
+    dynamic_filtering: bool = False
+    dynamic_filtering_range: tuple[float, float] = (0.0, 1.0)
+    dynamic_filtering_max_rounds: int = 4
     max_len: int = 2048
     save_every: int = 10
     keep_last: int = 2
@@ -74,6 +85,13 @@ class LocalGRPOTrainer(CheckpointedLoop):
     ) -> None:
         if not tasks:
             raise ValueError("no tasks to train on")
+        lo, hi = config.dynamic_filtering_range
+        if config.dynamic_filtering and not lo < hi:
+            raise ValueError(
+                f"dynamic_filtering_range must be (low, high) with low < high: {lo, hi}"
+            )
+        if config.dynamic_filtering_max_rounds < 1:
+            raise ValueError("dynamic_filtering_max_rounds must be at least 1")
         self.config = config
         self.tasks = list(tasks)
         self.rollout_fn = rollout_fn
@@ -97,23 +115,59 @@ class LocalGRPOTrainer(CheckpointedLoop):
 
     # -------------------------------------------------------------- data order
 
-    def tasks_for_step(self, step: int) -> list[Any]:
-        """The B tasks of a (0-based) step: a fresh seeded shuffle each pass over the data, so
-        the order depends only on (seed, step) and a resumed run sees the same tasks."""
-        b, n = self.config.prompts_per_step, len(self.tasks)
+    def tasks_at(self, start: int, count: int) -> list[Any]:
+        """Tasks `start .. start+count-1` of the prompt stream: a fresh seeded shuffle each
+        pass over the data, so the order depends only on (seed, position) and a resumed run
+        (which restores the position, `cursor`) sees the same tasks."""
+        n = len(self.tasks)
         out = []
-        for k in range(step * b, step * b + b):
+        for k in range(start, start + count):
             epoch, pos = divmod(k, n)
             order = list(range(n))
             random.Random(self.config.seed * 1_000_003 + epoch).shuffle(order)
             out.append(self.tasks[order[pos]])
         return out
 
-    async def _rollouts(self, tasks: list[Any]) -> list[list[Trajectory]]:
+    def tasks_for_step(self, step: int) -> list[Any]:
+        """The B tasks of a (0-based) step without dynamic filtering."""
+        b = self.config.prompts_per_step
+        return self.tasks_at(step * b, b)
+
+    def default_cursor(self, step: int) -> int:
+        return step * self.config.prompts_per_step
+
+    def keeps_group(self, rewards: list[float]) -> bool:
+        """Dynamic filtering's test: the group's mean reward strictly inside the range."""
+        lo, hi = self.config.dynamic_filtering_range
+        return lo < sum(rewards) / len(rewards) < hi
+
+    async def _rollouts(self, tasks: list[Any], round_idx: int = 0) -> list[list[Trajectory]]:
         g = self.config.group_size
-        step = self.step
-        flat = await asyncio.gather(*(self.rollout_fn(t, i, step) for t in tasks for i in range(g)))
+        # Sampling seeds differ per (step, round): the first round's are those of a run
+        # without dynamic filtering.
+        seed_step = self.step + round_idx * 1_000_003
+        flat = await asyncio.gather(
+            *(self.rollout_fn(t, i, seed_step) for t in tasks for i in range(g))
+        )
         return [list(flat[j * g : (j + 1) * g]) for j in range(len(tasks))]
+
+    def _draw_groups(self) -> tuple[list[list[Trajectory]], list[list[Trajectory]]]:
+        """(every group rolled out this step, the groups trained on)."""
+        cfg = self.config
+        drawn: list[list[Trajectory]] = []
+        kept: list[list[Trajectory]] = []
+        for round_idx in range(cfg.dynamic_filtering_max_rounds if cfg.dynamic_filtering else 1):
+            tasks = self.tasks_at(self.cursor, cfg.prompts_per_step)
+            self.cursor += len(tasks)
+            groups = asyncio.run(self._rollouts(tasks, round_idx))
+            drawn += groups
+            if not cfg.dynamic_filtering:
+                kept = groups
+                break
+            kept += [g for g in groups if self.keeps_group([t.reward or 0.0 for t in g])]
+            if len(kept) >= cfg.prompts_per_step:
+                break
+        return drawn, kept
 
     # ------------------------------------------------------------------ a step
 
@@ -132,23 +186,19 @@ class LocalGRPOTrainer(CheckpointedLoop):
             out.append(logp)
         return out
 
-    def train_step(self) -> dict[str, float]:
+    def _update(
+        self,
+        episodes: list[TokenizedEpisode],
+        advantages: torch.Tensor,
+        total_tokens: int,
+        sums: dict[str, float],
+    ) -> float:
+        """`ppo_epochs` optimizer steps on the episodes; adds the loss statistics to `sums`
+        and returns the last gradient norm."""
         cfg = self.config
-        t0 = time.perf_counter()
-        self.model.eval()
-        groups = asyncio.run(self._rollouts(self.tasks_for_step(self.step)))
-        t_rollout = time.perf_counter() - t0
-        trajs = [t for group in groups for t in group]
-
-        rewards = torch.tensor([[t.reward or 0.0 for t in group] for group in groups])  # [B, G]
-        advantages = group_advantages(rewards).reshape(-1).to(self.device)  # [N]
-        episodes = [tokenize_episode(t.messages, self.tokenizer, cfg.max_len) for t in trajs]
         old_logp = self._logprobs(self.model, episodes)
         ref_logp = self._logprobs(self.ref_model, episodes) if self.ref_model else None
-        total_tokens = max(1, sum(e.num_trained_tokens for e in episodes))
-
         self.model.train()
-        sums = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0}
         grad_norm = 0.0
         for _ in range(cfg.ppo_epochs):
             self.optimizer.zero_grad(set_to_none=True)
@@ -172,17 +222,41 @@ class LocalGRPOTrainer(CheckpointedLoop):
                     sums[key] += getattr(stats, key) * share / cfg.ppo_epochs
             grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_norm))
             self.optimizer.step()
+        return grad_norm
+
+    def train_step(self) -> dict[str, float]:
+        cfg = self.config
+        t0 = time.perf_counter()
+        self.model.eval()
+        drawn, groups = self._draw_groups()
+        t_rollout = time.perf_counter() - t0
+        trajs = [t for group in groups for t in group]
+        all_trajs = [t for group in drawn for t in group]
+        drawn_rewards = torch.tensor([[t.reward or 0.0 for t in group] for group in drawn])
+
+        episodes = [tokenize_episode(t.messages, self.tokenizer, cfg.max_len) for t in trajs]
+        total_tokens = max(1, sum(e.num_trained_tokens for e in episodes))
+        sums = {"loss": 0.0, "pg_loss": 0.0, "kl": 0.0, "clip_frac": 0.0}
+        grad_norm = 0.0
+        if groups:  # dynamic filtering may keep none: then there is no update this step
+            rewards = torch.tensor([[t.reward or 0.0 for t in group] for group in groups])
+            advantages = group_advantages(rewards).reshape(-1).to(self.device)  # [N]
+            grad_norm = self._update(episodes, advantages, total_tokens, sums)
         self.step += 1
 
-        correct = [t.correct if t.correct is not None else (t.reward or 0.0) > 0 for t in trajs]
+        # Rollout statistics over every group drawn (the policy as it is), training ones over
+        # the groups trained on.
+        correct = [t.correct if t.correct is not None else (t.reward or 0.0) > 0 for t in all_trajs]
         metrics = {
             **sums,
-            "reward": float(rewards.mean()),
+            "reward": float(drawn_rewards.mean()),
             "pass_rate": sum(correct) / len(correct),
-            "groups_with_signal": float((rewards.std(dim=1) > 0).float().mean()),
-            "turns": sum(t.num_turns for t in trajs) / len(trajs),
-            "tool_calls": sum(len(t.tool_calls) for t in trajs) / len(trajs),
-            "trained_tokens": float(total_tokens) / len(trajs),
+            "groups_with_signal": float((drawn_rewards.std(dim=1) > 0).float().mean()),
+            "groups_drawn": float(len(drawn)),
+            "groups_trained": float(len(groups)),
+            "turns": sum(t.num_turns for t in all_trajs) / len(all_trajs),
+            "tool_calls": sum(len(t.tool_calls) for t in all_trajs) / len(all_trajs),
+            "trained_tokens": float(total_tokens) / max(1, len(trajs)),
             "grad_norm": grad_norm,
             "rollout_s": t_rollout,
             "step_s": time.perf_counter() - t0,

@@ -38,6 +38,9 @@ def grpo_config(stage: StageConfig, local: LocalTrainerConfig, seed: int = 0) ->
         eps_low=stage.eps_clip_low,
         eps_high=stage.eps_clip_high,
         kl_coef=stage.kl_coef,
+        dynamic_filtering=stage.dynamic_filtering,
+        dynamic_filtering_range=stage.dynamic_filtering_range,
+        dynamic_filtering_max_rounds=local.dynamic_filtering_max_rounds,
         max_len=stage.max_len,
         save_every=local.save_every,
         keep_last=local.keep_last,
@@ -100,7 +103,9 @@ def run_local_stage(
             return await fn(task, sample_idx, step)
 
     trainer = LocalGRPOTrainer(model_path, output_dir, config, list(tasks), rollout, on_metrics)
-    backend = live_policy_backend(str(model_path), trainer.model, trainer.device)
+    backend = live_policy_backend(
+        str(model_path), trainer.model, trainer.device, settings.llm.local_max_batch
+    )
     state["backend"], state["count"] = backend, backend.count_tokens
     last = trainer.train()
     if last is None:  # pragma: no cover - train() always leaves a checkpoint

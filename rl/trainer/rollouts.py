@@ -17,10 +17,12 @@ from rl.trainer.local_grpo import RolloutFn
 from rl.trajectory import Trajectory
 
 
-def live_policy_backend(model_path: str, model: Any, device: str) -> LocalHFBackend:
+def live_policy_backend(
+    model_path: str, model: Any, device: str, max_batch: int = 8
+) -> LocalHFBackend:
     """A local backend that generates with `model` (the trainer's live module) instead of a
     copy frozen at load time."""
-    backend = LocalHFBackend(model_path, device=device)
+    backend = LocalHFBackend(model_path, device=device, max_batch=max_batch)
     backend.model = model  # the loaded copy is dropped; rollouts follow every update
     return backend
 

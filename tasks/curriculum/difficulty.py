@@ -138,6 +138,14 @@ def is_heldout(task_id: str, fraction: float, seed: int) -> bool:
     return seeded_rank(f"heldout:{seed}", task_id) < fraction * 2**64
 
 
+def probe_subset(ids: Sequence[str], max_tasks: int | None, seed: int) -> set[str]:
+    """The ids to roll out when at most `max_tasks` may be: a seeded sample by hash of the id
+    (the same ids on every machine, whatever the pool's order); all of them when None."""
+    if max_tasks is None or max_tasks >= len(ids):
+        return set(ids)
+    return set(sorted(ids, key=lambda i: seeded_rank(f"probe:{seed}", i))[:max_tasks])
+
+
 def _quotas(total: int, weights: Mapping[str, float]) -> dict[str, int]:
     """Split `total` by weight, largest remainder first (ties by name): sums to `total`."""
     norm = sum(weights.values())

@@ -13,6 +13,7 @@ from tasks.curriculum.difficulty import (
     is_heldout,
     pass_bin,
     pass_count_histogram,
+    probe_subset,
     select_stage,
     svg_bar_chart,
     token_bin,
@@ -129,6 +130,16 @@ def test_heldout_split_is_a_stable_share_by_task_id() -> None:
     assert held == {t for t in reversed(task_ids) if is_heldout(t, 0.2, seed=0)}
     assert held != {t for t in task_ids if is_heldout(t, 0.2, seed=1)}
     assert not any(is_heldout(t, 0.0, seed=0) for t in task_ids)
+
+
+def test_probe_subset_is_a_seeded_sample_independent_of_order() -> None:
+    task_ids = [f"task-{i}" for i in range(500)]
+    chosen = probe_subset(task_ids, 96, seed=0)
+    assert len(chosen) == 96 and chosen <= set(task_ids)
+    assert chosen == probe_subset(list(reversed(task_ids)), 96, seed=0)
+    assert chosen != probe_subset(task_ids, 96, seed=1)
+    assert probe_subset(task_ids, 1000, seed=0) == set(task_ids)
+    assert probe_subset(task_ids, None, seed=0) == set(task_ids)
 
 
 def test_histogram_counts_tasks_per_number_of_correct_rollouts() -> None:

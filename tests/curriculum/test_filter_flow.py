@@ -16,7 +16,7 @@ from conf import load_settings
 from data_catalog import Catalog
 from literesearcher.cli import main
 from literesearcher.testing import free_port
-from tasks.curriculum.difficulty import is_heldout
+from tasks.curriculum.difficulty import is_heldout, probe_subset
 from tasks.curriculum.stage_data import load_stage_tasks, stage_prompt_path
 from tasks.evaluation.loaders import load_benchmark
 from tasks.synthesis.schema import TASK_SCHEMA, to_table
@@ -120,6 +120,31 @@ def test_flow_writes_heldout_and_stage_datasets_and_is_cached(
     # pass@k sampled at the difficulty filter's temperature, not the (greedy) rl one
     sealed = catalog.manifest("rollouts", result["rollouts"])
     assert sealed is not None and sealed.params["episode"]["temperature"] == 0.9
+
+
+def test_flow_rolls_out_at_most_max_tasks(
+    prefect_server, tmp_path: Path, policy_server: str
+) -> None:
+    from flows.filter_difficulty import filter_difficulty
+
+    overrides = [*_overrides(tmp_path, policy_server), "curriculum.difficulty.max_tasks=4"]
+    settings = load_settings("local", overrides)
+    build_local_web(settings)
+    catalog = Catalog.from_settings(settings)
+    _write_tasks(catalog)
+    by_id = {r.id: s for r, s in zip(task_records(), SPECS, strict=True)}
+    pool = [i for i in by_id if not is_heldout(i, FRACTION, SEED)]
+    probed = probe_subset(pool, 4, SEED)
+    assert len(probed) == 4 < len(pool)
+
+    result = filter_difficulty(profile="local", overrides=overrides)
+    rollouts = catalog.read("rollouts", result["rollouts"]).to_arrow_table()
+    assert set(rollouts["task_id"].to_pylist()) == probed
+    s1 = catalog.manifest("curriculum_stage", result["stages"]["stage1"])
+    assert s1 is not None
+    assert {t.id for t in load_stage_tasks(catalog, s1)} == {
+        i for i in probed if 0 < by_id[i].solved < K
+    }
 
 
 def test_cli_filter_runs_the_flow(

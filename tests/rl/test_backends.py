@@ -248,3 +248,22 @@ def test_cli_llm_serve_serves_the_tiny_policy(tiny_policy: Path, tmp_path: Path)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+def test_policy_backend_batches_up_to_llm_local_max_batch(tiny_policy: Path) -> None:
+    from conf import load_settings
+    from rl.factory import policy_backend
+
+    settings = load_settings("local", [f"llm.local_policy_path={tiny_policy}",
+                                       "llm.local_max_batch=3", "llm.device=cpu"])  # fmt: skip
+    backend, policy_id = policy_backend(settings)
+    assert isinstance(backend, LocalHFBackend) and policy_id.startswith("local:")
+    assert backend.max_batch == 3
+
+    async def five() -> list[int]:
+        params = SamplingParams(temperature=0.0, max_tokens=2)
+        gens = await asyncio.gather(*(backend.complete("question?", params) for _ in range(5)))
+        return [g.extra["batch_size"] for g in gens]
+
+    # Five concurrent requests of the same prompt: one batch of three, then one of two.
+    assert sorted(asyncio.run(five())) == [2, 2, 3, 3, 3]

@@ -233,3 +233,93 @@ def test_kl_term_against_the_initial_policy_when_asked(tiny_policy: Path, tmp_pa
     # Epoch 1 runs at the reference (KL 0); epoch 2 after one update (KL > 0).
     assert seen[0]["kl"] > 0
     assert seen[0]["loss"] == pytest.approx(seen[0]["pg_loss"] + 0.5 * seen[0]["kl"], rel=1e-4)
+
+
+def _rollout_solving(solvable: set[str]):
+    """Tasks in `solvable` are solved by even samples only (a group with signal); the others
+    by no sample (a group without)."""
+
+    async def rollout(task: dict, idx: int, step: int) -> Trajectory:
+        answer = "yes" if task["id"] in solvable and idx % 2 == 0 else "no"
+        return _trajectory(task, idx, _scripted(answer, task["question"]), float(answer == "yes"))
+
+    return rollout
+
+
+FILTER_TASKS = [{"id": f"t{i}", "question": f"question number {i}?"} for i in range(6)]
+
+
+def test_dynamic_filtering_trains_only_on_groups_with_signal(
+    tiny_policy: Path, tmp_path: Path
+) -> None:
+    seen: list[dict[str, float]] = []
+    config = GRPOConfig(
+        prompts_per_step=2, group_size=2, total_steps=2, lr=1e-3, save_every=1, seed=3,
+        dynamic_filtering=True, dynamic_filtering_max_rounds=5,
+    )  # fmt: skip
+    solvable = {"t1", "t4"}
+    trainer = LocalGRPOTrainer(tiny_policy, tmp_path, config, FILTER_TASKS,
+                               _rollout_solving(solvable), lambda s, m: seen.append(m))  # fmt: skip
+    stream = trainer.tasks_at(0, 12)  # two passes over the 6 tasks
+    trainer.train()
+    # Step 1 draws batches of 2 until both solvable tasks were drawn, step 2 likewise from
+    # where step 1 stopped: the cursor records how far the stream was read.
+    ids = [t["id"] for t in stream]
+    first_end = 2 * (max(ids.index("t1"), ids.index("t4")) // 2 + 1)
+    rest = ids[first_end:]
+    second_end = first_end + 2 * (max(rest.index("t1"), rest.index("t4")) // 2 + 1)
+    assert trainer.cursor == second_end
+    assert seen[0]["groups_drawn"] == first_end and seen[0]["groups_trained"] == 2
+    assert seen[1]["groups_drawn"] == second_end - first_end
+    # Rollout statistics cover every drawn group; only the kept ones (reward 0.5) are trained.
+    assert seen[0]["reward"] == pytest.approx(1 / first_end)
+    assert seen[0]["groups_with_signal"] == pytest.approx(2 / first_end)
+    assert seen[0]["grad_norm"] > 0
+    state = json.loads(
+        (tmp_path / "checkpoints" / "step-000002" / "trainer_state.json").read_text()
+    )
+    assert state["cursor"] == second_end
+    # A new trainer over the same dir resumes at the recorded position.
+    resumed = LocalGRPOTrainer(tiny_policy, tmp_path, config, FILTER_TASKS,
+                               _rollout_solving(solvable))  # fmt: skip
+    assert resumed.step == 2 and resumed.cursor == second_end
+
+
+def test_dynamic_filtering_without_any_signal_leaves_the_weights(
+    tiny_policy: Path, tmp_path: Path
+) -> None:
+    seen: list[dict[str, float]] = []
+    config = GRPOConfig(prompts_per_step=2, group_size=2, total_steps=1, lr=1e-2,
+                        dynamic_filtering=True, dynamic_filtering_max_rounds=3)  # fmt: skip
+    trainer = LocalGRPOTrainer(tiny_policy, tmp_path, config, FILTER_TASKS,
+                               _rollout_solving(set()), lambda s, m: seen.append(m))  # fmt: skip
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train()
+    # Three rounds of two prompts drawn, none kept: no update, and the step still counts.
+    assert trainer.step == 1 and trainer.cursor == 6
+    assert seen[0]["groups_drawn"] == 6 and seen[0]["groups_trained"] == 0
+    assert seen[0]["grad_norm"] == 0.0 and seen[0]["reward"] == 0.0
+    for k, v in trainer.model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_without_dynamic_filtering_every_group_is_trained(
+    tiny_policy: Path, tmp_path: Path
+) -> None:
+    seen: list[dict[str, float]] = []
+    config = GRPOConfig(prompts_per_step=3, group_size=2, total_steps=1, lr=1e-3)
+    trainer = LocalGRPOTrainer(tiny_policy, tmp_path, config, FILTER_TASKS,
+                               _rollout_solving({"t0"}), lambda s, m: seen.append(m))  # fmt: skip
+    trainer.train()
+    assert trainer.cursor == 3 and seen[0]["groups_trained"] == 3 == seen[0]["groups_drawn"]
+    assert [t["id"] for t in trainer.tasks_for_step(0)] == [t["id"] for t in trainer.tasks_at(0, 3)]
+
+
+@pytest.mark.parametrize("bad", [{"dynamic_filtering_range": (0.5, 0.5)},
+                                 {"dynamic_filtering_max_rounds": 0}])  # fmt: skip
+def test_dynamic_filtering_settings_are_checked(
+    tiny_policy: Path, tmp_path: Path, bad: dict
+) -> None:
+    config = GRPOConfig(dynamic_filtering=True, **bad)
+    with pytest.raises(ValueError, match="dynamic_filtering"):
+        LocalGRPOTrainer(tiny_policy, tmp_path, config, TASKS, scripted_rollout)
