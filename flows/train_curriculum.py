@@ -48,6 +48,8 @@ CHECKPOINTS = "checkpoints"
 STAGE_DATA = "curriculum_stage"
 SFT_DATA = "sft_data"
 SFT = "sft"
+# The `curriculum.local` fields the SFT loop reads (`rl.trainer.local_stage.sft_loop_config`).
+SFT_LOCAL_FIELDS = {"device", "save_every", "keep_last", "weight_decay"}
 METRIC_PREFIX = "train/"  # OpenRLHF's TensorBoard tags use the same prefix
 ARTIFACT_PATH = "checkpoint"
 # Only the HF model goes into a checkpoints version: optimizer and RNG states stay in the
@@ -157,7 +159,10 @@ def stage_spec(
         judge = settings.llm.endpoints.get("judge")
         config["judge_model"] = judge.model if judge else None
     if cur.trainer == "local":
-        config["local"] = cur.local.model_dump(mode="json")
+        # SFT's key holds only the local loop fields SFT reads: a GRPO-only knob (ppo_epochs,
+        # micro_batch_size, dynamic_filtering_max_rounds, ...) must not retrain the cold start.
+        fields = SFT_LOCAL_FIELDS if stage == SFT else None
+        config["local"] = cur.local.model_dump(mode="json", include=fields)
     params = {
         "curriculum": curriculum,
         "stage": stage,

@@ -415,3 +415,24 @@ def test_openrlhf_curriculum_runs_each_stage_as_a_ray_job(
     assert ck.params["trainer"] == "openrlhf" and ck.params["stage"] == "stage2"
     versions = client.search_model_versions(f"name = '{settings.mlflow.registered_model}'")
     assert sorted(v.tags["stage"] for v in versions) == ["sft", "stage1", "stage2"]
+
+
+def test_sft_key_ignores_grpo_only_local_fields(tiny_policy: Path, tmp_path: Path) -> None:
+    """An RL-only knob (ppo_epochs, dynamic_filtering_max_rounds) must not retrain the SFT cold
+    start; a field the SFT loop reads (weight_decay) does."""
+    from datetime import UTC, datetime
+
+    data = Manifest(name="sft_data", version="v1", key="k", content_digest="d",
+                    created=datetime.now(UTC))  # fmt: skip
+
+    def keys(*overrides: str) -> tuple[str, str]:
+        settings = load_settings("local", [f"data_root={tmp_path}", *overrides])
+        sft = tc.stage_spec(settings, tc.SFT, data, None, str(tiny_policy), "c").key
+        grpo = tc.stage_spec(settings, "stage1", data, None, str(tiny_policy), "c").key
+        return sft, grpo
+
+    sft, grpo = keys()
+    sft_rl, grpo_rl = keys("curriculum.local.ppo_epochs=3",
+                           "curriculum.local.dynamic_filtering_max_rounds=2")  # fmt: skip
+    assert sft_rl == sft and grpo_rl != grpo
+    assert keys("curriculum.local.weight_decay=0.1")[0] != sft
