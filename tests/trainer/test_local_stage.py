@@ -57,3 +57,18 @@ def test_local_stage_trains_then_resumes(tiny_policy: Path, tmp_path: Path, loca
     assert [s for s, _ in seen] == [1, 2]
     state = json.loads((last / "trainer_state.json").read_text())
     assert state["step"] == 2 and state["config"]["init_model_path"] == str(tiny_policy)
+
+
+def test_grpo_config_takes_dynamic_filtering_from_the_stage(tmp_path: Path) -> None:
+    settings = load_settings(
+        "local", [f"data_root={tmp_path}", "curriculum.local.dynamic_filtering_max_rounds=2"]
+    )
+    plain = grpo_config(settings.curriculum.stages[0], settings.curriculum.local)
+    assert plain.dynamic_filtering is False
+    stage = settings.curriculum.stages[0].model_copy(
+        update={"dynamic_filtering": True, "dynamic_filtering_range": (0.1, 0.9)}
+    )
+    config = grpo_config(stage, settings.curriculum.local)
+    assert config.dynamic_filtering is True
+    assert config.dynamic_filtering_range == (0.1, 0.9)
+    assert config.dynamic_filtering_max_rounds == 2
