@@ -387,6 +387,10 @@ class CurriculumConfig(Section):
     local: LocalTrainerConfig = Field(default_factory=LocalTrainerConfig)
     # A failed stage task is retried this many times; each retry resumes from its checkpoint.
     stage_retries: int = Field(1, ge=0)
+    # An RL stage whose curriculum_stage holds no task (the policy solved none of the probed
+    # tasks partially): False, an error that says why; True, the stage is committed untrained
+    # (its model is the one it started from, 0 steps) with a warning, and the run goes on.
+    skip_empty_stages: bool = False
     # Keep a stage's training work dir (`<output_root>/<stage>-<key>`: intermediate
     # checkpoints with optimizer state) after its `checkpoints` version is committed. By
     # default it is removed then: the committed model is hard-linked (or copied) out of it,

@@ -268,6 +268,32 @@ def test_failed_stage_resumes_from_its_checkpoint_and_finished_stages_are_skippe
     assert stage_runs(client, settings, "sft")[-1].data.tags.get("skipped") == "true"
 
 
+def test_an_empty_stage_fails_clearly_or_is_skipped_when_asked(
+    tiny_policy: Path, tmp_path: Path, local_web: Any, prefect_server: None
+) -> None:
+    profile, overrides, _settings, catalog, _data, _client = prepare(
+        tmp_path, local_web, tiny_policy, total_steps=1
+    )
+    empty = write_stage_data(catalog, "stage1", [])
+    assert empty.rows == 0
+    curriculum = {"stage1": empty.version}
+    with pytest.raises(ValueError, match="holds no tasks"):
+        tc.train_curriculum(profile=profile, overrides=[*overrides, "curriculum.stage_retries=0"],
+                            stages=["stage1"], curriculum=curriculum, base_model=str(tiny_policy))  # fmt: skip
+    assert catalog.versions("checkpoints") == []
+
+    result = tc.train_curriculum(
+        profile=profile, overrides=[*overrides, "curriculum.skip_empty_stages=true"],
+        stages=["stage1"], curriculum=curriculum, base_model=str(tiny_policy),
+    )  # fmt: skip
+    ck = catalog.manifest("checkpoints", result["checkpoints"]["stage1"])
+    assert ck is not None and ck.stats["steps"] == 0
+    assert ck.stats["final_metrics"] == {"skipped_empty": 1.0}
+    # The stage's model is the one it started from, byte for byte.
+    committed = Path(result["model_dirs"]["stage1"]) / "model.safetensors"
+    assert committed.read_bytes() == (tiny_policy / "model.safetensors").read_bytes()
+
+
 def test_stage_order_and_inputs_are_checked_with_clear_errors(
     tiny_policy: Path, tmp_path: Path
 ) -> None:
