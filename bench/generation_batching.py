@@ -62,7 +62,12 @@ def main() -> None:
     ap.add_argument("--tasks", type=int, default=96)
     ap.add_argument("configs", nargs="+", help="IN_FLIGHT/MAX_BATCH, e.g. 8/8 32/32")
     args = ap.parse_args()
-    configs = [tuple(int(x) for x in c.split("/")) for c in args.configs]
+    configs = []
+    for c in args.configs:
+        parts = c.split("/")
+        if len(parts) != 2 or not all(x.isdigit() and int(x) > 0 for x in parts):
+            ap.error(f"configuration {c!r}: expected IN_FLIGHT/MAX_BATCH, e.g. 32/32")
+        configs.append((int(parts[0]), int(parts[1])))
     root = args.data_root.absolute()
     settings = load_settings(args.profile, [f"data_root={root}",
                                             f"llm.local_policy_path={args.policy.absolute()}"])  # fmt: skip

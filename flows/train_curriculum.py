@@ -245,20 +245,19 @@ def train_stage(
     on_metrics = metrics_logger(tracking)
     offset = tracking.step_offset if tracking else 0
     t0 = time.perf_counter()
-    empty = stage != SFT and data.rows == 0 and settings.curriculum.skip_empty_stages
-    if empty:
+    if stage != SFT and data.rows == 0 and settings.curriculum.skip_empty_stages:
         print(f"WARNING: stage {stage}: curriculum_stage {data.version} holds no tasks (the "
               "policy solved none of the probed tasks partially); curriculum.skip_empty_stages "
               f"is set, so the stage keeps the model it started from ({start}) untrained")  # fmt: skip
         hf_dir, steps, final = Path(start), 0, {"skipped_empty": 1.0}
-    elif settings.curriculum.trainer == "local":
-        print(f"stage {stage}: training from {start} in {work_dir}")
-        hf_dir, steps, final = _train_local(settings, catalog, stage, data, start, work_dir,
-                                            on_metrics)  # fmt: skip
     else:
         print(f"stage {stage}: training from {start} in {work_dir}")
-        hf_dir, steps, final = _train_openrlhf(settings, catalog, stage, data, start, work_dir,
-                                               tracking, offset)  # fmt: skip
+        if settings.curriculum.trainer == "local":
+            hf_dir, steps, final = _train_local(settings, catalog, stage, data, start,
+                                                work_dir, on_metrics)  # fmt: skip
+        else:
+            hf_dir, steps, final = _train_openrlhf(settings, catalog, stage, data, start,
+                                                   work_dir, tracking, offset)  # fmt: skip
     with catalog.create(CHECKPOINTS, spec.inputs, spec.params, spec.code_version) as w:
         _link_tree(hf_dir, w.path)
         w.stats = {

@@ -37,7 +37,8 @@ class TrainerState(BaseModel):
     config: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     # Data items consumed so far (GRPO: prompts drawn, which dynamic filtering makes vary per
-    # step); None in checkpoints written before it was recorded.
+    # step; 0 for SFT, whose position follows from the step); None in checkpoints written
+    # before it was recorded.
     cursor: int | None = None
 
 

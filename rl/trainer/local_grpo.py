@@ -128,12 +128,8 @@ class LocalGRPOTrainer(CheckpointedLoop):
             out.append(self.tasks[order[pos]])
         return out
 
-    def tasks_for_step(self, step: int) -> list[Any]:
-        """The B tasks of a (0-based) step without dynamic filtering."""
-        b = self.config.prompts_per_step
-        return self.tasks_at(step * b, b)
-
     def default_cursor(self, step: int) -> int:
+        """Without dynamic filtering every step draws B prompts."""
         return step * self.config.prompts_per_step
 
     def keeps_group(self, rewards: list[float]) -> bool:
