@@ -417,21 +417,35 @@ def _maybe_fail(stage: str, fail_once: str | None) -> None:
 
 
 def summary_rows(evals: dict[str, Any], training: dict[str, Any]) -> list[dict[str, Any]]:
-    """One row per evaluated checkpoint: held-out pass@1, mean tool calls and turns, and the
-    seconds its training took (recorded with the checkpoint, also when it came from the cache)."""
+    """One row per evaluated checkpoint: held-out pass@1 and avg@k (the mean over all k samples;
+    pass@1 when eval_k is 1), mean tool calls and turns, the seconds its training took
+    (recorded with the checkpoint, also when it came from the cache), and `by_capability`:
+    capability -> (questions, pass@1, avg@k)."""
     rows = []
     for stage, result in evals.items():
-        overall = _overall(result["metrics"])
+        metrics = result["metrics"]
+        overall = _overall(metrics)
         info = training.get(stage, {})
+        by_capability = {}
+        for group, values in sorted(metrics.items()):
+            if values is not overall:
+                capability = group.rsplit("/", 1)[-1]
+                by_capability[capability] = (
+                    int(values.get("questions", 0)),
+                    float(values.get("pass_at_1", 0.0)),
+                    _avg(values),
+                )
         rows.append(
             {
                 "stage": stage,
                 "pass_at_1": overall.get("pass_at_1", 0.0),
+                "avg_at_k": _avg(overall),
                 "tool_calls": overall.get("mean_tool_calls", 0.0),
                 "turns": overall.get("mean_turns", 0.0),
                 "questions": int(overall.get("questions", 0)),
                 "train_steps": info.get("steps", 0),
                 "train_seconds": float(info.get("seconds") or 0.0),
+                "by_capability": by_capability,
             }
         )
     return rows
@@ -444,19 +458,50 @@ def _overall(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return next(iter(metrics.values()), {})
 
 
+def _avg(metrics: dict[str, Any]) -> float:
+    """avg@k of one metrics group, whatever its k; pass@1 where it has none."""
+    for key, value in metrics.items():
+        if key.startswith("avg_at_"):
+            return float(value)
+    return float(metrics.get("pass_at_1", 0.0))
+
+
 def format_summary(
     rows: list[dict[str, Any]], timings: dict[str, float], settings: Settings
 ) -> str:
+    """The demo's closing table: per checkpoint held-out pass@1 and avg@k (the estimate of
+    pass@1 over all k samples), then avg@k by capability, then the stage timings."""
+    k, temperature = settings.pipeline.eval_k, settings.rl.temperature
+    sampling = (
+        "greedy"
+        if temperature == 0
+        else f"temperature {temperature:g}, top_p {settings.rl.top_p:g}"
+    )
+    avg = f"avg@{k}"
     lines = [
-        "held-out evaluation (greedy pass@1 when rl.temperature is 0)",
-        f"{'checkpoint':<12} {'pass@1':>7} {'tool calls':>10} {'turns':>6} {'questions':>9} "
-        f"{'train steps':>11} {'train s':>8}",
-        "-" * 69,
+        f"held-out evaluation ({sampling}, {k} sample(s) per question)",
+        f"{'checkpoint':<12} {'pass@1':>7} {avg:>7} {'tool calls':>10} {'turns':>6} "
+        f"{'questions':>9} {'train steps':>11} {'train s':>8}",
+        "-" * 77,
     ]
     for r in rows:
-        lines.append(f"{r['stage']:<12} {r['pass_at_1']:>7.3f} {r['tool_calls']:>10.2f} "
-                     f"{r['turns']:>6.2f} {r['questions']:>9} {r['train_steps']:>11} "
-                     f"{r['train_seconds']:>8.1f}")  # fmt: skip
+        lines.append(f"{r['stage']:<12} {r['pass_at_1']:>7.3f} {r['avg_at_k']:>7.3f} "
+                     f"{r['tool_calls']:>10.2f} {r['turns']:>6.2f} {r['questions']:>9} "
+                     f"{r['train_steps']:>11} {r['train_seconds']:>8.1f}")  # fmt: skip
+    capabilities = sorted({c for r in rows for c in r.get("by_capability", {})})
+    if capabilities:
+        width = max(12, *(len(c) for c in capabilities))
+        questions = [max(r["by_capability"].get(c, (0,))[0] for r in rows) for c in capabilities]
+        lines += [
+            "",
+            f"{avg} by capability (questions)",
+            f"{'checkpoint':<12} " + " ".join(f"{c:>{width}}" for c in capabilities),
+            f"{'':<12} " + " ".join(f"{f'({n})':>{width}}" for n in questions),
+        ]
+        for r in rows:
+            cells = [r["by_capability"].get(c) for c in capabilities]
+            lines.append(f"{r['stage']:<12} " + " ".join(
+                f"{cell[2]:>{width}.3f}" if cell else f"{'-':>{width}}" for cell in cells))  # fmt: skip
     lines += ["", "pipeline stages (seconds; a cached stage only checks its outputs)"]
     lines += [f"  {stage:<11} {seconds:>8.1f}" for stage, seconds in timings.items()]
     lines.append(f"  {'total':<11} {sum(timings.values()):>8.1f}")

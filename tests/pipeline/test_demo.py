@@ -114,3 +114,42 @@ def test_forget_from_removes_only_later_stages(tmp_path: Path):
     assert set(json.loads(path.read_text())["stages"]) == {"synthesize"}
     with pytest.raises(ValueError, match="unknown stage"):
         forget_from(settings, "demo", "nope")
+
+
+def test_summary_reports_avg_at_k_and_each_capability(tmp_path: Path):
+    from flows.reproduce import format_summary, summary_rows
+
+    def group(questions: int, pass1: float, avg: float) -> dict[str, float]:
+        return {"questions": questions, "pass_at_1": pass1, "avg_at_4": avg,
+                "mean_tool_calls": 2.0, "mean_turns": 3.0}  # fmt: skip
+
+    evals = {
+        "sft": {"metrics": {"heldout/all": group(10, 0.1, 0.15),
+                            "heldout/enumeration": group(4, 0.0, 0.0625),
+                            "heldout/direct_retrieval": group(6, 1 / 6, 0.2083)}},
+        "stage1": {"metrics": {"heldout/all": group(10, 0.2, 0.25),
+                               "heldout/enumeration": group(4, 0.25, 0.25),
+                               "heldout/direct_retrieval": group(6, 1 / 6, 0.25)}},
+    }  # fmt: skip
+    rows = summary_rows(evals, {"stage1": {"steps": 10, "seconds": 12.5}})
+    assert rows[1]["avg_at_k"] == 0.25 and rows[1]["train_steps"] == 10
+    assert rows[0]["by_capability"] == {
+        "direct_retrieval": (6, 1 / 6, 0.2083),
+        "enumeration": (4, 0.0, 0.0625),
+    }
+    settings = load_settings(
+        str(TINY), [f"data_root={tmp_path}", "pipeline.eval_k=4", "rl.temperature=0.6"]
+    )
+    text = format_summary(rows, {"eval": 1.0}, settings)
+    assert "temperature 0.6" in text and "4 sample(s) per question" in text
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("avg@4 by capability"))
+    assert lines[header + 1].split() == ["checkpoint", "direct_retrieval", "enumeration"]
+    assert lines[header + 2].split() == ["(6)", "(4)"]
+    assert lines[header + 3].split() == ["sft", "0.208", "0.062"]
+    assert lines[header + 4].split() == ["stage1", "0.250", "0.250"]
+    assert next(line for line in lines if line.startswith("stage1 ")).split()[:3] == [
+        "stage1",
+        "0.200",
+        "0.250",
+    ]
