@@ -142,6 +142,13 @@ def trainer_code_version(trainer: str) -> str:
     return code_version(agent, launcher, stage_runner)
 
 
+# `rl` fields an RL stage never reads: the stage samples at its own temperature / top_p, and k,
+# part_size and the server address belong to rollouts, evaluation and `llm serve`. Changing
+# them (e.g. the held-out evaluation's temperature) must not retrain the RL stages.
+RL_FIELDS_NOT_IN_STAGES = frozenset({"temperature", "top_p", "k", "part_size", "serve_host",
+                                     "serve_port"})  # fmt: skip
+
+
 def stage_spec(
     settings: Settings,
     stage: str,
@@ -155,7 +162,7 @@ def stage_spec(
         config = cur.sft.model_dump(mode="json", exclude={"enabled", "model_path", "dataset"})
     else:
         config = stage_config(settings, stage).model_dump(mode="json", exclude={"model_path"})
-        config["rl"] = settings.rl.model_dump(mode="json", exclude={"serve_host", "serve_port"})
+        config["rl"] = settings.rl.model_dump(mode="json", exclude=RL_FIELDS_NOT_IN_STAGES)
         judge = settings.llm.endpoints.get("judge")
         config["judge_model"] = judge.model if judge else None
     if cur.trainer == "local":

@@ -462,3 +462,21 @@ def test_sft_key_ignores_grpo_only_local_fields(tiny_policy: Path, tmp_path: Pat
                            "curriculum.local.dynamic_filtering_max_rounds=2")  # fmt: skip
     assert sft_rl == sft and grpo_rl != grpo
     assert keys("curriculum.local.weight_decay=0.1")[0] != sft
+
+
+def test_rl_stage_key_ignores_the_evaluation_sampling(tiny_policy: Path, tmp_path: Path) -> None:
+    """The held-out evaluation's temperature / top_p / k (rl.*) must not retrain an RL stage,
+    which samples at its own; an rl field the episodes read (max_malformed_turns) does."""
+    from datetime import UTC, datetime
+
+    data = Manifest(name="curriculum_stage", version="v1", key="k", content_digest="d",
+                    created=datetime.now(UTC))  # fmt: skip
+
+    def key(*overrides: str) -> str:
+        settings = load_settings("local", [f"data_root={tmp_path}", *overrides])
+        return tc.stage_spec(settings, "stage1", data, None, str(tiny_policy), "c").key
+
+    plain = key()
+    assert key("rl.temperature=0", "rl.top_p=0.95", "rl.k=4", "rl.part_size=16") == plain
+    assert key("rl.max_malformed_turns=5") != plain
+    assert key("rl.date=2024-01-01") != plain
