@@ -145,8 +145,7 @@ def trainer_code_version(trainer: str) -> str:
 # `rl` fields an RL stage never reads: the stage samples at its own temperature / top_p, and k,
 # part_size and the server address belong to rollouts, evaluation and `llm serve`. Changing
 # them (e.g. the held-out evaluation's temperature) must not retrain the RL stages.
-RL_FIELDS_NOT_IN_STAGES = frozenset({"temperature", "top_p", "k", "part_size", "serve_host",
-                                     "serve_port"})  # fmt: skip
+RL_FIELDS_NOT_IN_STAGES = {"temperature", "top_p", "k", "part_size", "serve_host", "serve_port"}
 
 
 def stage_spec(
