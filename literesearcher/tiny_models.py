@@ -115,6 +115,9 @@ class TinySizes:
     pretrain_copy_start_steps: int = 0
     pretrain_copy_tokens: int = 2048
     pretrain_copy_lr: float = 1e-3  # constant after a 30-step warm-up, no weight decay
+    # 1: both phases' forward passes under bf16 autocast (weights and optimizer stay fp32),
+    # ~1.3x per step on a CPU with AVX512-BF16/AMX (docs/BENCHMARKS.md).
+    pretrain_bf16: int = 0
 
     def __post_init__(self) -> None:
         if self.pretrain_copy_steps:
@@ -485,7 +488,8 @@ def pretrain_policy(
             if uniform:
                 parts.append(synthetic_copy_batch(train, uniform, sizes.pretrain_seq_len, gen,
                                                   vocab)[0])  # fmt: skip
-            loss_value = _lm_step(model, params, opt, sched, torch.cat(parts))
+            loss_value = _lm_step(model, params, opt, sched, torch.cat(parts),
+                                  bool(sizes.pretrain_bf16))  # fmt: skip
             if progress is not None:
                 progress(done + step + 1, loss_value)
     model.eval()
@@ -565,11 +569,15 @@ def _runs_accuracy(model: Any, runs: tuple[Any, Any] | None) -> tuple[float, flo
     return copy_accuracy(model, *runs[0]), copy_accuracy(model, *runs[1])
 
 
-def _lm_step(model: Any, params: list[Any], opt: Any, sched: Any, rows: Any) -> float:
-    """One causal-LM step on `rows` (gradients clipped to norm 1); returns the loss."""
+def _lm_step(
+    model: Any, params: list[Any], opt: Any, sched: Any, rows: Any, bf16: bool = False
+) -> float:
+    """One causal-LM step on `rows` (gradients clipped to norm 1; the forward pass under bf16
+    autocast with `bf16`); returns the loss."""
     import torch
 
-    loss = model(input_ids=rows, labels=rows).loss
+    with torch.autocast(rows.device.type, torch.bfloat16, enabled=bf16):
+        loss = model(input_ids=rows, labels=rows).loss
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -599,7 +607,7 @@ def _pretrain_copying(
     for seq_len, steps in copy_schedule(sizes):
         for _ in range(steps):
             rows, _ = random_copy_batch(vocab, sizes.pretrain_copy_tokens // seq_len, seq_len, gen)
-            loss_value = _lm_step(model, params, opt, sched, rows)
+            loss_value = _lm_step(model, params, opt, sched, rows, bool(sizes.pretrain_bf16))
             done += 1
             if progress is not None:
                 progress(done, loss_value)

@@ -63,6 +63,7 @@ def sft_loop_config(sft: SFTConfig, local: LocalTrainerConfig) -> SFTLoopConfig:
         keep_last=local.keep_last,
         seed=sft.seed,
         device=local.device,
+        bf16_autocast=sft.bf16_autocast,
     )
 
 

@@ -38,6 +38,7 @@ class SFTLoopConfig:
     keep_last: int = 2
     seed: int = 0
     device: str = "cpu"
+    bf16_autocast: bool = False  # forward passes under bf16 autocast; weights stay fp32
 
 
 class LocalSFTTrainer(CheckpointedLoop):
@@ -93,7 +94,9 @@ class LocalSFTTrainer(CheckpointedLoop):
             batch.input_ids = batch.input_ids.to(self.device)
             batch.attention_mask = batch.attention_mask.to(self.device)
             batch.loss_mask = batch.loss_mask.to(self.device)
-            logp, mask = token_logprobs(self.model, batch)
+            with torch.autocast(torch.device(self.device).type, torch.bfloat16,
+                                enabled=self.config.bf16_autocast):  # fmt: skip
+                logp, mask = token_logprobs(self.model, batch)
             loss = -(logp * mask).sum() / total_tokens
             loss.backward()
             loss_sum += float(loss.detach())

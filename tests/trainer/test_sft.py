@@ -68,3 +68,19 @@ def test_sft_resume_gives_the_same_next_step(tiny_policy: Path, tmp_path: Path) 
 def test_sft_rejects_an_empty_dataset(tiny_policy: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no trajectories"):
         LocalSFTTrainer(tiny_policy, tmp_path, SFTLoopConfig(), [])
+
+
+def test_sft_bf16_autocast_trains_fp32_weights_on_bf16_forward_passes(
+    tiny_policy: Path, tmp_path: Path
+) -> None:
+    """`bf16_autocast`: the forward passes run in bf16 (the first step's loss moves off the
+    fp32 one, by less than bf16's rounding can explain away), the weights stay fp32."""
+    first: dict[bool, float] = {}
+    for bf16 in (False, True):
+        config = SFTLoopConfig(epochs=1, batch_size=4, micro_batch_size=2, lr=1e-2, seed=3,
+                               save_every=100, bf16_autocast=bf16)  # fmt: skip
+        trainer = LocalSFTTrainer(tiny_policy, tmp_path / str(bf16), config, TRAJS)
+        first[bf16] = trainer.train_step()["loss"]
+        assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
+    assert first[True] != first[False]
+    assert first[True] == pytest.approx(first[False], rel=0.02)

@@ -303,6 +303,33 @@ def test_copy_phase_alone_pretrains_and_is_recorded(tmp_path: Path):
                      "uniform_copy_accuracy": info["uniform_copy_accuracy_after"]}  # fmt: skip
 
 
+def test_pretrain_bf16_runs_the_forward_pass_in_bf16_on_fp32_weights(tmp_path: Path):
+    """`pretrain_bf16`: the same step from the same weights gives a loss off the fp32 one by
+    bf16 rounding only, and leaves the weights fp32."""
+    import copy
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from literesearcher.tiny_models import TinySizes, _lm_step
+
+    sizes = TinySizes(pretrain_pages=50, sample_pages=50, protocol_pages=5)
+    model = AutoModelForCausalLM.from_pretrained(build_tiny_policy(tmp_path / "p", seed=0,
+                                                                   sizes=sizes))  # fmt: skip
+    vocab = model.get_input_embeddings().num_embeddings
+    rows = torch.randint(0, vocab, (2, 64), generator=torch.Generator().manual_seed(0))
+    loss = {}
+    for bf16 in (False, True):
+        m = copy.deepcopy(model)
+        params = list(m.parameters())
+        opt = torch.optim.AdamW(params, lr=1e-3)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+        loss[bf16] = _lm_step(m, params, opt, sched, rows, bf16)
+        assert all(p.dtype == torch.float32 for p in m.parameters())
+    assert loss[True] != loss[False]
+    assert loss[True] == pytest.approx(loss[False], rel=0.02)
+
+
 def test_text_steps_split_their_copy_rows_between_text_and_uniform_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
