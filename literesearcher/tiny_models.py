@@ -444,6 +444,10 @@ def pretrain_policy(
         _runs_accuracy(model, runs),
     )
     params = [p for p in model.parameters() if p.requires_grad]
+    if sizes.pretrain_bf16:
+        from rl.backends.local_hf import warn_unless_native_bf16
+
+        warn_unless_native_bf16("cpu", "pipeline.policy_sizes.pretrain_bf16")
     copy_stats: dict[str, float] = {}
     if sizes.pretrain_copy_steps:
         own = random_copy_batch(vocab, 16, sizes.pretrain_copy_seq_len,

@@ -9,6 +9,7 @@ ids and per-token logprobs of the sampled tokens (raw logits, before temperature
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from pathlib import Path
@@ -25,6 +26,22 @@ def resolve_device(device: str) -> str:
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return device
+
+
+def warn_unless_native_bf16(device: str, what: str) -> None:
+    """Warn when `what` asks for bf16 autocast on a CPU without AVX512-BF16 (nor AMX), where
+    bf16 is emulated and slower than fp32."""
+    import torch
+
+    if torch.device(device).type != "cpu":
+        return
+    probes = [getattr(torch.cpu, name, None)
+              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]  # fmt: skip
+    if any(probe is not None and probe() for probe in probes):
+        return
+    logging.getLogger(__name__).warning(
+        "%s: bf16 autocast on a CPU without AVX512-BF16/AMX is emulated and likely slower "
+        "than fp32; turn it off there", what)  # fmt: skip
 
 
 def _batch_key(p: SamplingParams) -> tuple[float, float, tuple[str, ...], bool]:

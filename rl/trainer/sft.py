@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from rl.backends.local_hf import resolve_device
+from rl.backends.local_hf import resolve_device, warn_unless_native_bf16
 from rl.protocol import Message
 from rl.trainer.checkpoints import CheckpointedLoop, MetricsFn
 from rl.trainer.sequences import TokenizedEpisode, collate, token_logprobs, tokenize_episode
@@ -57,6 +57,8 @@ class LocalSFTTrainer(CheckpointedLoop):
         self.config = config
         self.on_metrics = on_metrics
         self.device = resolve_device(config.device)
+        if config.bf16_autocast:
+            warn_unless_native_bf16(self.device, "curriculum.sft.bf16_autocast")
         self.open_model(
             model_path,
             output_dir,

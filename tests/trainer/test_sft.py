@@ -84,3 +84,20 @@ def test_sft_bf16_autocast_trains_fp32_weights_on_bf16_forward_passes(
         assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     assert first[True] != first[False]
     assert first[True] == pytest.approx(first[False], rel=0.02)
+
+
+def test_bf16_autocast_warns_on_a_cpu_without_native_bf16(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from rl.backends.local_hf import warn_unless_native_bf16
+
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    with caplog.at_level("WARNING"):
+        warn_unless_native_bf16("cpu", "curriculum.sft.bf16_autocast")
+    assert "curriculum.sft.bf16_autocast: bf16 autocast on a CPU without" in caplog.text
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        warn_unless_native_bf16("cpu", "x")
+    assert caplog.text == ""
