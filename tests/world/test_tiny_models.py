@@ -316,7 +316,7 @@ def test_pretrain_bf16_runs_the_forward_pass_in_bf16_on_fp32_weights(tmp_path: P
     sizes = TinySizes(pretrain_pages=50, sample_pages=50, protocol_pages=5)
     model = AutoModelForCausalLM.from_pretrained(build_tiny_policy(tmp_path / "p", seed=0,
                                                                    sizes=sizes))  # fmt: skip
-    vocab = model.get_input_embeddings().num_embeddings
+    vocab = int(model.config.vocab_size)
     rows = torch.randint(0, vocab, (2, 64), generator=torch.Generator().manual_seed(0))
     loss = {}
     for bf16 in (False, True):
