@@ -331,9 +331,10 @@ class SFTConfig(Section):
     save_steps: int = Field(50, ge=-1)
     num_gpus_per_node: int = Field(8, ge=1)
     seed: int = 42
-    # The local loop's forward passes under bf16 autocast (weights and optimizer stay fp32):
-    # ~1.3x per step on a CPU with AVX512-BF16/AMX (docs/BENCHMARKS.md). OpenRLHF trains in
-    # bf16 anyway.
+    # The local loop's forward passes under bf16 autocast (weights and optimizer stay fp32).
+    # On the 2-core CI CPU (AMX) it made the demo's SFT slower, 228 s vs 201 s, while the
+    # pretraining's fixed-shape steps gain 1.2-1.3x (docs/BENCHMARKS.md, session 8); meant
+    # for a GPU. OpenRLHF trains in bf16 anyway.
     bf16_autocast: bool = False
 
 
