@@ -494,7 +494,7 @@ def format_summary(
         questions = [max(r["by_capability"].get(c, (0,))[0] for r in rows) for c in capabilities]
         lines += [
             "",
-            f"{avg} by capability (questions)",
+            f"{avg if k > 1 else 'pass@1'} by capability (questions)",
             f"{'checkpoint':<12} " + " ".join(f"{c:>{width}}" for c in capabilities),
             f"{'':<12} " + " ".join(f"{f'({n})':>{width}}" for n in questions),
         ]

@@ -153,3 +153,6 @@ def test_summary_reports_avg_at_k_and_each_capability(tmp_path: Path):
         "0.200",
         "0.250",
     ]
+    greedy = load_settings(str(TINY), [f"data_root={tmp_path}", "rl.temperature=0"])
+    text = format_summary(rows, {"eval": 1.0}, greedy)
+    assert "(greedy, 1 sample(s) per question)" in text and "pass@1 by capability" in text
