@@ -18,7 +18,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,7 +29,6 @@ from transformers import AutoModelForCausalLM  # noqa: E402
 
 from conf import load_settings  # noqa: E402
 from literesearcher.tiny_models import (  # noqa: E402
-    DEFAULT_SIZES,
     TinySizes,
     _lm_step,
     build_tiny_policy,
@@ -39,9 +38,9 @@ COPY_KEYS = ("copy_phase_accuracy", "uniform_copy_accuracy_after_copy_phase",
              "random_copy_accuracy_after_copy_phase", "pretrain_copy_loss")  # fmt: skip
 
 
-def demo_sizes(**overrides: int) -> TinySizes:
+def demo_sizes() -> TinySizes:
     settings = load_settings("demo", [f"data_root={tempfile.gettempdir()}/bf16-bench"])
-    return TinySizes(**{**asdict(DEFAULT_SIZES), **settings.pipeline.policy_sizes, **overrides})
+    return TinySizes.from_overrides(settings.pipeline.policy_sizes)
 
 
 def step_times(sizes: TinySizes, steps: int, work: Path) -> dict[bool, float]:

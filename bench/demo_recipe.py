@@ -363,7 +363,6 @@ def other_world_messages(
 def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]) -> dict[str, Any]:
     from literesearcher.tiny_models import (
         CODE_VERSION,
-        DEFAULT_SIZES,
         TinySizes,
         build_tiny_policy,
     )
@@ -414,7 +413,7 @@ def run_seed(seed: int, work: Path, overrides: list[str], recipe: dict[str, Any]
                 )
             messages = messages + extra  # the SFT trainer shuffles per epoch
 
-        sizes = TinySizes(**{**asdict(DEFAULT_SIZES), **settings.pipeline.policy_sizes})
+        sizes = TinySizes.from_overrides(settings.pipeline.policy_sizes)
         out["policy_sizes"] = settings.pipeline.policy_sizes
         # Keyed on the sizes and the builder's version, so a changed policy is never reused
         # (other SFT settings: a new --work or --fresh; same settings resume).

@@ -118,20 +118,15 @@ def make_world(settings_json: str) -> Manifest:
 def base_models(settings_json: str) -> dict[str, str]:
     """The starting policy (and embedder): `pipeline.base_model`, else the tiny models built
     (once, into the catalog) with `pipeline.policy_sizes`."""
-    from dataclasses import asdict
-
     from tqdm.auto import tqdm
 
-    from literesearcher.tiny_models import DEFAULT_SIZES, TinySizes, cached_tiny_models
+    from literesearcher.tiny_models import TinySizes, cached_tiny_models
 
     settings = Settings.model_validate_json(settings_json)
     p = settings.pipeline
     if p.base_model:
         return {"policy": str(settings.path(p.base_model))}
-    unknown = set(p.policy_sizes) - set(asdict(DEFAULT_SIZES))
-    if unknown:
-        raise ValueError(f"pipeline.policy_sizes: unknown TinySizes fields {sorted(unknown)}")
-    sizes = TinySizes(**{**asdict(DEFAULT_SIZES), **p.policy_sizes})
+    sizes = TinySizes.from_overrides(p.policy_sizes)
     steps = sizes.pretrain_copy_steps + sizes.pretrain_steps
     with tqdm(total=steps, unit="step", desc="pretrain policy", disable=not steps) as bar:
 

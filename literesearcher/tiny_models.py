@@ -17,8 +17,8 @@ from __future__ import annotations
 import itertools
 import json
 import shutil
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -144,6 +144,15 @@ class TinySizes:
         if not 0.0 <= self.pretrain_synthetic_uniform <= 1.0:
             raise ValueError(f"pretrain_synthetic_uniform is a share of the copy rows in "
                              f"[0, 1], got {self.pretrain_synthetic_uniform}")  # fmt: skip
+
+    @classmethod
+    def from_overrides(cls, overrides: Mapping[str, Any]) -> TinySizes:
+        """The default sizes with `overrides` (e.g. `pipeline.policy_sizes`) applied; an
+        unknown field name is a ValueError naming it."""
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"pipeline.policy_sizes: unknown TinySizes fields {sorted(unknown)}")
+        return cls(**overrides)
 
     @property
     def copy_start_len(self) -> int:

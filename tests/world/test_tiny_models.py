@@ -381,3 +381,13 @@ def test_pretraining_teaches_the_policy_to_copy(tmp_path: Path):
         assert 0.0 <= info[key] <= 1.0, info  # copying proper: measured and recorded
     model: Any = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.num_hidden_layers == 2
+
+
+def test_sizes_from_overrides_apply_known_fields_and_name_unknown_ones():
+    from literesearcher.tiny_models import DEFAULT_SIZES, TinySizes
+
+    sizes = TinySizes.from_overrides({"policy_hidden": 128, "pretrain_bf16": 1})
+    assert sizes.policy_hidden == 128 and sizes.pretrain_bf16 == 1
+    assert sizes.policy_layers == DEFAULT_SIZES.policy_layers
+    with pytest.raises(ValueError, match=r"unknown TinySizes fields \['policy_hiden'\]"):
+        TinySizes.from_overrides({"policy_hiden": 128})
