@@ -428,6 +428,10 @@ class SynthesisConfig(Section):
     )
     max_answer_chars: int = Field(20, ge=1)
     max_answer_words: int = Field(6, ge=1)
+    # No one answer is the gold answer of more than this share of a capability's tasks, so
+    # the commonest answer is a poor guess: without it, "2" answered 60% of the demo world's
+    # "How many ...?" questions, and RL learned to say "2" (docs/BENCHMARKS.md, session 9).
+    max_answer_share: float = Field(0.25, gt=0, le=1)
     near_dup_threshold: float = Field(0.8, gt=0, le=1)
     # Snippets the leakage filter reads: the first results a searcher reads (3 keeps about a
     # quarter of direct-retrieval tasks on a 3,000-page world; 10 kept 13%, see README).

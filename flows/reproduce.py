@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import shutil
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -390,10 +391,12 @@ def reproduce(
 
         evals = run_stage("eval", run_evals)
     rows = summary_rows(evals, {**sft.get("stages", {}), **rl.get("stages", {})})
-    print(format_summary(rows, timings, settings))
+    guess = constant_guess(heldout)
+    print(format_summary(rows, timings, settings, guess))
     return {
         "stages": {s: state["stages"].get(s, {}) for s in STAGES},
         "summary": rows,
+        "constant_guess": guess,
         "checkpoints": checkpoints,
         "eval_reports": {s: e["eval_report"] for s, e in evals.items()},
         "seconds": timings,
@@ -446,6 +449,22 @@ def summary_rows(evals: dict[str, Any], training: dict[str, Any]) -> list[dict[s
     return rows
 
 
+def constant_guess(tasks_file: str) -> dict[str, float]:
+    """What a policy that gives each capability's commonest held-out answer to every question
+    of it would score: per capability, and `all` over the whole set. The floor a trained
+    policy's pass@1 has to clear before it shows any research (synthesis.max_answer_share)."""
+    import pyarrow.parquet as pq
+
+    from tasks.synthesis.ground_truth import commonest_answer_share
+    from tasks.synthesis.schema import from_table
+
+    tasks = list(from_table(pq.read_table(tasks_file)))
+    shares = commonest_answer_share(tasks)
+    sizes = Counter(t.capability for t in tasks)
+    total = sum(shares[c] * n for c, n in sizes.items()) / max(1, len(tasks))
+    return {**shares, "all": round(total, 4)}
+
+
 def _overall(metrics: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for key, value in metrics.items():
         if key.endswith("/all") or key.endswith("/overall"):
@@ -462,10 +481,14 @@ def _avg(metrics: dict[str, Any]) -> float:
 
 
 def format_summary(
-    rows: list[dict[str, Any]], timings: dict[str, float], settings: Settings
+    rows: list[dict[str, Any]],
+    timings: dict[str, float],
+    settings: Settings,
+    guess: dict[str, float] | None = None,
 ) -> str:
     """The demo's closing table: per checkpoint held-out pass@1 and avg@k (the estimate of
-    pass@1 over all k samples), then avg@k by capability, then the stage timings."""
+    pass@1 over all k samples), then avg@k by capability, then the stage timings. `guess`
+    (`constant_guess`) adds the score of always giving each capability's commonest answer."""
     k, temperature = settings.pipeline.eval_k, settings.rl.temperature
     sampling = (
         "greedy"
@@ -483,6 +506,9 @@ def format_summary(
         lines.append(f"{r['stage']:<12} {r['pass_at_1']:>7.3f} {r['avg_at_k']:>7.3f} "
                      f"{r['tool_calls']:>10.2f} {r['turns']:>6.2f} {r['questions']:>9} "
                      f"{r['train_steps']:>11} {r['train_seconds']:>8.1f}")  # fmt: skip
+    if guess is not None:
+        lines.append(f"{'guess':<12} {guess['all']:>7.3f} {guess['all']:>7.3f}   "
+                     "(each capability's commonest answer, to every question)")  # fmt: skip
     capabilities = sorted({c for r in rows for c in r.get("by_capability", {})})
     if capabilities:
         width = max(12, *(len(c) for c in capabilities))
@@ -497,6 +523,10 @@ def format_summary(
             cells = [r["by_capability"].get(c) for c in capabilities]
             lines.append(f"{r['stage']:<12} " + " ".join(
                 f"{cell[2]:>{width}.3f}" if cell else f"{'-':>{width}}" for cell in cells))  # fmt: skip
+        if guess is not None:
+            lines.append(f"{'guess':<12} " + " ".join(
+                f"{guess[c]:>{width}.3f}" if c in guess else f"{'-':>{width}}"
+                for c in capabilities))  # fmt: skip
     lines += ["", "pipeline stages (seconds; a cached stage only checks its outputs)"]
     lines += [f"  {stage:<11} {seconds:>8.1f}" for stage, seconds in timings.items()]
     lines.append(f"  {'total':<11} {sum(timings.values()):>8.1f}")

@@ -28,7 +28,7 @@ from tasks.synthesis.filters import (
     LeakageFilter,
     run_filters,
 )
-from tasks.synthesis.ground_truth import GroundTruthGenerator
+from tasks.synthesis.ground_truth import GroundTruthGenerator, commonest_answer_share
 from tasks.synthesis.judge import RubricJudgeFilter
 from tasks.synthesis.llm_client import StructuredLLM
 from tasks.synthesis.schema import CAPABILITIES, Capability, from_table, to_table
@@ -51,21 +51,24 @@ def generate_tasks(
     per_capability: int,
     seed: int,
     max_list_chars: int,
+    max_answer_share: float = 1.0,
 ) -> Manifest:
     catalog = Catalog(catalog_root)
     params = {"world": _world_stamp(Path(world_dir)), "world_dir": str(world_dir),
               "capabilities": capabilities, "per_capability": per_capability, "seed": seed,
-              "max_list_chars": max_list_chars}  # fmt: skip
+              "max_list_chars": max_list_chars, "max_answer_share": max_answer_share}  # fmt: skip
     version = code_version(ground_truth, world_facts)
     done = catalog.find("tasks_raw", catalog.key("tasks_raw", [], params, version))
     if done is not None:
         return done
-    gen = GroundTruthGenerator(Path(world_dir), seed=seed, max_list_chars=max_list_chars)
+    gen = GroundTruthGenerator(Path(world_dir), seed=seed, max_list_chars=max_list_chars,
+                               max_answer_share=max_answer_share)  # fmt: skip
     caps: list[Capability] = [c for c in CAPABILITIES if c in capabilities]
     tasks = list(gen.generate(caps, per_capability))
     with catalog.create("tasks_raw", params=params, code_version=version) as w:
         w.write_table(to_table(tasks))
         w.stats["per_capability"] = dict(Counter(t.capability for t in tasks))
+        w.stats["commonest_answer_share"] = commonest_answer_share(tasks)
     assert w.manifest is not None
     return w.manifest
 
@@ -111,6 +114,7 @@ def filter_tasks(
         w.write_table(to_table(kept))
         w.stats["filters"] = stats
         w.stats["per_capability"] = dict(Counter(t.capability for t in kept))
+        w.stats["commonest_answer_share"] = commonest_answer_share(kept)
     assert w.manifest is not None
     return w.manifest
 
@@ -133,7 +137,7 @@ def synthesize_tasks(
     with Tracker.start(settings, "synthesize_tasks", tags={"flow": "synthesize_tasks"}) as tracker:
         with tracker.stage("generate") as stage:
             raw = generate_tasks(catalog_root, world, list(syn.capabilities), n, seed,
-                                 syn.max_answer_chars)  # fmt: skip
+                                 syn.max_answer_chars, syn.max_answer_share)  # fmt: skip
             stage.log_dataset(raw, "output")
             stage.log_manifest_stats(raw)
         with tracker.stage("filter") as stage:

@@ -18,7 +18,9 @@ answer rests on. `mask_urls` (the reference's "Mask URL": hidden from search and
 from __future__ import annotations
 
 import hashlib
+import math
 import random
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -291,6 +293,18 @@ def _membership_facts(ents: list[Entity], rank: bool) -> list[Fact]:
     return [e.facts[relation] for e in ents]
 
 
+def commonest_answer_share(tasks: Sequence[TaskRecord]) -> dict[str, float]:
+    """Per capability, the share of its tasks whose answer is its commonest answer: what a
+    policy that always gives that answer would score on it."""
+    by_capability: dict[str, Counter[str]] = {}
+    for t in tasks:
+        by_capability.setdefault(t.capability, Counter())[t.answers[0]] += 1
+    return {
+        c: round(counts.most_common(1)[0][1] / sum(counts.values()), 4)
+        for c, counts in sorted(by_capability.items())
+    }
+
+
 # ---- the generator ---------------------------------------------------------------------------
 class GroundTruthGenerator:
     """Tasks over a generated world directory (see `literesearcher.world`)."""
@@ -303,11 +317,15 @@ class GroundTruthGenerator:
         *,
         seed: int = 0,
         max_list_chars: int = 20,
+        max_answer_share: float = 1.0,
         created: str | None = None,
     ) -> None:
+        if not 0 < max_answer_share <= 1:
+            raise ValueError(f"max_answer_share must be in (0, 1], got {max_answer_share}")
         self.world = WorldFacts.load(world_dir)
         self.seed = seed
         self.max_list_chars = max_list_chars
+        self.max_answer_share = max_answer_share
         self.created = created or datetime.now(UTC).isoformat(timespec="seconds")
 
     def drafts(self, capability: Capability) -> Iterator[Draft]:
@@ -327,16 +345,26 @@ class GroundTruthGenerator:
     def generate(
         self, capabilities: Sequence[Capability], per_capability: int
     ) -> Iterator[TaskRecord]:
+        """Up to `per_capability` tasks of each capability, no two with the same question.
+
+        No answer is given to more than `max_answer_share` of a capability's `per_capability`
+        tasks (at least one): past that, drafts with that answer are passed over, so a world
+        whose groups mostly have two members does not make "2" the answer to most "How many"
+        questions. A capability may then get fewer tasks, when the world runs out of others.
+        """
+        cap = max(1, math.floor(self.max_answer_share * per_capability))
         for capability in capabilities:
             seen: set[str] = set()
+            answers: Counter[str] = Counter()
             attempts = 0
             for draft in self.drafts(capability):
                 attempts += 1
                 if attempts > 50 * per_capability + 1000:
                     break  # repeated questions only: the world has no more to give
-                if draft.question in seen:
+                if draft.question in seen or answers[draft.answer] >= cap:
                     continue
                 seen.add(draft.question)
+                answers[draft.answer] += 1
                 yield self._record(capability, draft)
                 if len(seen) >= per_capability:
                     break

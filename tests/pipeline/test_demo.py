@@ -51,7 +51,7 @@ def test_demo_runs_end_to_end_then_from_cache_then_from_a_stage(tmp_path: Path):
     first = _demo(data_root, port)
     assert _fresh(data_root) == dict.fromkeys(PIPELINE_STAGES, True)
     out = first.stdout + first.stderr
-    for row in ("sft", "stage1", "stage2"):
+    for row in ("sft", "stage1", "stage2", "guess"):
         assert f"\n{row} " in out, out[-3000:]
     assert "MLflow UI: .venv/bin/mlflow ui --backend-store-uri sqlite:///" in out
 
@@ -156,3 +156,35 @@ def test_summary_reports_avg_at_k_and_each_capability(tmp_path: Path):
     greedy = load_settings(str(TINY), [f"data_root={tmp_path}", "rl.temperature=0"])
     text = format_summary(rows, {"eval": 1.0}, greedy)
     assert "(greedy, 1 sample(s) per question)" in text and "pass@1 by capability" in text
+
+
+def test_constant_guess_is_the_commonest_answers_score(tmp_path: Path):
+    import pyarrow.parquet as pq
+
+    from flows.reproduce import constant_guess, format_summary, summary_rows
+    from tasks.synthesis.schema import TaskRecord, to_table
+
+    def task(i: int, capability: str, answer: str) -> TaskRecord:
+        return TaskRecord(id=f"t{i}", question=f"q{i}", answers=[answer],
+                          capability=capability, evidence_urls=["u"], mask_urls=[],
+                          language="en", time_anchor="2025-01-01", source="s", generator="g",
+                          created="2025-01-01T00:00:00+00:00")  # fmt: skip
+
+    answers = [("enumeration", "2"), ("enumeration", "2"), ("enumeration", "3"),
+               ("enumeration", "4"), ("direct_retrieval", "a"), ("direct_retrieval", "b")]  # fmt: skip
+    path = tmp_path / "heldout.parquet"
+    pq.write_table(to_table([task(i, c, a) for i, (c, a) in enumerate(answers)]), path)
+    guess = constant_guess(str(path))
+    # "2" to all four enumeration questions: 2 right; any one name to the two others: 1 right
+    assert guess == {"enumeration": 0.5, "direct_retrieval": 0.5, "all": 0.5}
+
+    evals = {"sft": {"metrics": {
+        "heldout/all": {"questions": 6, "pass_at_1": 0.1},
+        "heldout/enumeration": {"questions": 4, "pass_at_1": 0.0},
+        "heldout/direct_retrieval": {"questions": 2, "pass_at_1": 0.5},
+    }}}  # fmt: skip
+    settings = load_settings(str(TINY), [f"data_root={tmp_path}", "rl.temperature=0"])
+    lines = format_summary(summary_rows(evals, {}), {"eval": 1.0}, settings, guess).splitlines()
+    guess_rows = [line.split() for line in lines if line.startswith("guess ")]
+    assert guess_rows[0][:3] == ["guess", "0.500", "0.500"]
+    assert guess_rows[1] == ["guess", "0.500", "0.500"]  # direct_retrieval, enumeration

@@ -8,12 +8,13 @@ own helpers.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tasks.synthesis.ground_truth import GroundTruthGenerator
+from tasks.synthesis.ground_truth import GroundTruthGenerator, commonest_answer_share
 from tasks.synthesis.phrasing import CLAUSES, MEMBERSHIP, QUESTIONS
 from tasks.synthesis.schema import CAPABILITIES, TaskRecord
 
@@ -197,3 +198,23 @@ def test_records_carry_full_provenance_and_are_deterministic(world_dir, tasks) -
         assert t.source == "virtual_world" and t.generator == "ground_truth"
         assert set(t.mask_urls) <= set(t.evidence_urls)
     assert len({t.id for t in tasks}) == len(tasks)
+
+
+def test_no_answer_takes_more_than_its_share_of_a_capability(world_dir: Path) -> None:
+    uncapped = list(GroundTruthGenerator(world_dir, seed=5).generate(["enumeration"], 40))
+    shares = commonest_answer_share(uncapped)
+    assert shares["enumeration"] > 0.25  # the world's groups: mostly pairs
+
+    capped = list(
+        GroundTruthGenerator(world_dir, seed=5, max_answer_share=0.25).generate(["enumeration"], 40)
+    )
+    counts = Counter(t.answers[0] for t in capped)
+    assert max(counts.values()) == 10  # floor(0.25 * 40)
+    assert commonest_answer_share(capped)["enumeration"] == pytest.approx(
+        10 / len(capped), abs=1e-4
+    )
+    # the cap passes drafts over, it does not rewrite them: each kept task is an uncapped one
+    by_question = {t.question: t for t in uncapped}
+    assert all(by_question.get(t.question, t) == t for t in capped)
+    with pytest.raises(ValueError, match="max_answer_share"):
+        GroundTruthGenerator(world_dir, max_answer_share=0)

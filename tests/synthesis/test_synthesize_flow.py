@@ -28,6 +28,8 @@ def test_flow_writes_raw_and_filtered_tasks_with_counts(
     assert raw is not None and kept is not None
     assert raw.rows == 8 * len(CAPABILITIES) == result["rows"]["tasks_raw"]
     assert raw.stats["per_capability"] == dict.fromkeys(CAPABILITIES, 8)
+    # synthesis.max_answer_share 0.25: no answer is given to more than 2 of a capability's 8
+    assert max(raw.stats["commonest_answer_share"].values()) == 0.25
     assert kept.inputs[0].version == raw.version
     assert catalog.to_arrow("tasks_filtered").schema.names == TASK_SCHEMA.names
 
@@ -52,6 +54,7 @@ def test_flow_writes_raw_and_filtered_tasks_with_counts(
     metrics = {k for run in stage_runs for k in run.data.metrics}
     assert "tasks_raw.per_capability.statistics" in metrics
     assert "tasks_filtered.filters.leakage.kept" in metrics
+    assert "tasks_filtered.commonest_answer_share.enumeration" in metrics
 
     again = synthesize_tasks(
         profile="local", overrides=overrides, world_dir=str(world_dir), per_capability=8, seed=3
