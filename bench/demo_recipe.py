@@ -104,7 +104,9 @@ def synthesize(settings: Settings, world: Path, web: Path, recipe: dict[str, Any
     from tasks.synthesis.ground_truth import GroundTruthGenerator
 
     syn = settings.synthesis
-    gen = GroundTruthGenerator(world, seed=syn.seed, created="2025-01-01T00:00:00+00:00")
+    gen = GroundTruthGenerator(world, seed=syn.seed, max_list_chars=syn.max_answer_chars,
+                               max_answer_share=syn.max_answer_share,
+                               created="2025-01-01T00:00:00+00:00")  # fmt: skip
     raw = list(gen.generate(syn.capabilities, syn.per_capability))  # type: ignore[arg-type]
     store, index = world_web.open_world_web(web)
     try:
