@@ -54,7 +54,9 @@ def generate_tasks(
     max_answer_share: float = 1.0,
 ) -> Manifest:
     catalog = Catalog(catalog_root)
-    params = {"world": _world_stamp(Path(world_dir)), "world_dir": str(world_dir),
+    # The world's stamp identifies it (generation is deterministic); its path is not keyed, so
+    # a data root moved or copied elsewhere finds its tasks again.
+    params = {"world": _world_stamp(Path(world_dir)),
               "capabilities": capabilities, "per_capability": per_capability, "seed": seed,
               "max_list_chars": max_list_chars, "max_answer_share": max_answer_share}  # fmt: skip
     version = code_version(ground_truth, world_facts)
@@ -67,6 +69,7 @@ def generate_tasks(
     tasks = list(gen.generate(caps, per_capability))
     with catalog.create("tasks_raw", params=params, code_version=version) as w:
         w.write_table(to_table(tasks))
+        w.stats["world_dir"] = str(world_dir)
         w.stats["per_capability"] = dict(Counter(t.capability for t in tasks))
         w.stats["commonest_answer_share"] = commonest_answer_share(tasks)
     assert w.manifest is not None

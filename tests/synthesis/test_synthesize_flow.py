@@ -71,3 +71,22 @@ def test_cli_synthesize_runs_the_flow(prefect_server, settings, world_dir, capsy
     printed = capsys.readouterr().out
     out, _ = json.JSONDecoder().raw_decode(printed[printed.index('{\n  "versions"') :])
     assert out["rows"]["tasks_raw"] == 2 * len(CAPABILITIES)
+
+
+def test_tasks_are_found_again_when_the_world_moves(tmp_path: Path, world_dir: Path) -> None:
+    """The world's path is not in the key: a copied data root finds its tasks (was: redone)."""
+    import shutil
+
+    from flows.synthesize import generate_tasks as task
+
+    generate_tasks = task.fn  # the catalog's own cache, without Prefect's
+    moved = tmp_path / "elsewhere" / "world"
+    shutil.copytree(world_dir, moved)
+    catalog_root = str(tmp_path / "catalog")
+    first = generate_tasks(catalog_root, str(world_dir), ["enumeration"], 4, 0, 20, 0.25)
+    again = generate_tasks(catalog_root, str(moved), ["enumeration"], 4, 0, 20, 0.25)
+    assert again.version == first.version
+    assert [m.version for m in Catalog(catalog_root).versions("tasks_raw")] == [first.version]
+    assert first.stats["world_dir"] == str(world_dir)
+    other = generate_tasks(catalog_root, str(moved), ["enumeration"], 4, 1, 20, 0.25)
+    assert other.version != first.version  # the seed is still keyed
