@@ -497,6 +497,21 @@ class Settings(Section):
         """Like `path` but leaves URLs (anything with `://`) alone."""
         return value if "://" in value else str(self.path(value))
 
+    def portable(self, value: str | Path) -> str:
+        """A local path as a cache key should hold it: `$data_root/<relative>` when it lies
+        inside `data_root` (so a copied or moved data root finds its versions again), else
+        the resolved absolute path."""
+        resolved = self.path(value).resolve()
+        try:
+            return f"$data_root/{resolved.relative_to(self.data_root.resolve()).as_posix()}"
+        except ValueError:
+            return str(resolved)
+
+    def unportable(self, value: str) -> Path:
+        """The local path a `portable` name stands for under this `data_root`."""
+        prefix = "$data_root/"
+        return self.data_root / value[len(prefix) :] if value.startswith(prefix) else Path(value)
+
     def mlflow_tracking_uri(self) -> str:
         if self.mlflow.tracking_uri:
             return self.mlflow.tracking_uri

@@ -96,7 +96,7 @@ def build_environment(
     settings = load_settings(profile, overrides or [])
     if num_shards is not None:
         settings.corpus.num_shards = num_shards
-    sources = t.describe_sources(inputs, fmt)
+    sources = t.describe_sources(inputs, fmt, settings)
     catalog_root = settings.uri(settings.catalog.root)
     catalog = Catalog(catalog_root)
     n = settings.corpus.num_shards
@@ -216,11 +216,14 @@ def _load_stores(settings: Settings, catalog_root: str, shards: Manifest, passag
                  embeddings: Manifest | None, n: int) -> tuple[Manifest, Manifest]:  # fmt: skip
     ix = settings.index
     markers = settings.path("stores")
-    lexical_loc = (str(settings.path(ix.tantivy_path).resolve()) if ix.lexical_backend == "tantivy"
-                   else f"{settings.uri(ix.milvus_uri)}#{ix.collection}_bm25")  # fmt: skip
-    vector_loc = f"{settings.uri(ix.milvus_uri)}#{ix.collection}"
+    # Where each store lives, as the versions' keys name it: paths inside data_root relative
+    # to it (`Settings.portable`), so a copied data root does not rebuild its stores.
+    milvus = ix.milvus_uri if "://" in ix.milvus_uri else settings.portable(ix.milvus_uri)
+    lexical_loc = (settings.portable(ix.tantivy_path) if ix.lexical_backend == "tantivy"
+                   else f"{milvus}#{ix.collection}_bm25")  # fmt: skip
+    vector_loc = f"{milvus}#{ix.collection}"
     ps = settings.page_store
-    page_loc = (str(settings.path(ps.duckdb_path).resolve()) if ps.backend == "duckdb"
+    page_loc = (settings.portable(ps.duckdb_path) if ps.backend == "duckdb"
                 else f"{ps.postgres_dsn}#{ps.table}")  # fmt: skip
     index_target = PartTarget(
         catalog_root, "search_index", [m for m in (passages, embeddings) if m is not None],

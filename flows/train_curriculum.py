@@ -103,15 +103,16 @@ def model_dir(catalog: Catalog, manifest: Manifest) -> Path:
     return catalog.path(manifest)
 
 
-def model_stamp(path: str) -> dict[str, Any]:
-    """What identifies an HF model directory without hashing its weights: its path, its
-    config and its files' names and sizes."""
+def model_stamp(path: str, settings: Settings) -> dict[str, Any]:
+    """What identifies an HF model directory without hashing its weights: its path (relative
+    to `settings.data_root` when inside it, `Settings.portable`), its config and its files'
+    names and sizes."""
     root = Path(path)
     if not (root / "config.json").is_file():
         raise FileNotFoundError(f"{path} is not an HF model directory (no config.json)")
     files = sorted((p.name, p.stat().st_size) for p in root.iterdir() if p.is_file())
     config = hashlib.sha256((root / "config.json").read_bytes()).hexdigest()[:16]
-    return {"path": str(root.resolve()), "config": config, "files": files}
+    return {"path": settings.portable(root), "config": config, "files": files}
 
 
 # ---- one stage ----------------------------------------------------------------------------
@@ -176,7 +177,7 @@ def stage_spec(
         "trainer": cur.trainer,
         "seed": settings.seed,
         "config": config,
-        "base_model": None if previous is not None else model_stamp(str(base_model)),
+        "base_model": None if previous is not None else model_stamp(str(base_model), settings),
     }
     inputs = [data, *([previous] if previous is not None else [])]
     return StageSpec(stage, inputs, params, trainer_code_version(cur.trainer))

@@ -28,7 +28,8 @@ def policy_backend(settings: Settings, policy: str | None = None) -> tuple[LLMBa
     backend = LocalHFBackend(
         path, device=settings.llm.device, max_batch=settings.llm.local_max_batch
     )
-    return backend, f"local:{path.resolve()}"
+    # The id keys rollouts and evaluations: portable, so a copied data root keeps its caches.
+    return backend, f"local:{settings.portable(path)}"
 
 
 def token_counter(settings: Settings, backend: LLMBackend | None = None) -> TokenCounter:

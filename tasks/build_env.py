@@ -42,8 +42,12 @@ def dask_client() -> Any:
     return default_client()
 
 
-def describe_sources(inputs: list[str], fmt: str) -> list[dict[str, Any]]:
-    """Resolved sources with a fingerprint (size, mtime) that keys the ingest."""
+def describe_sources(
+    inputs: list[str], fmt: str, settings: Settings | None = None
+) -> list[dict[str, Any]]:
+    """Resolved sources with a fingerprint (size, mtime) that keys the ingest. With
+    `settings`, a source inside `data_root` is named relative to it (`Settings.portable`), so a
+    copied data root (mtimes kept: `cp -a`, `rsync -a`) does not ingest again."""
     out = []
     for raw in inputs:
         path, resolved = resolve_source(Path(raw), fmt)
@@ -55,7 +59,8 @@ def describe_sources(inputs: list[str], fmt: str) -> list[dict[str, Any]]:
         else:
             stat = path.stat()
             size, mtime = stat.st_size, stat.st_mtime_ns
-        out.append({"path": str(path), "format": resolved, "size": size, "mtime_ns": mtime})
+        name = settings.portable(path) if settings is not None else str(path)
+        out.append({"path": name, "format": resolved, "size": size, "mtime_ns": mtime})
     return out
 
 
@@ -86,8 +91,9 @@ def ingest_sources(settings: Settings, target: PartTarget) -> dict[str, int]:
     )  # fmt: skip
     client = dask_client()
     slots = max(1, sum(client.nthreads().values()))
+    paths = [str(settings.unportable(s["path"])) for s in p["sources"]]
     futures = [
-        client.submit(ingest_slot, spec, s["path"], s["format"], i, slot, slots, pure=False)
+        client.submit(ingest_slot, spec, paths[i], s["format"], i, slot, slots, pure=False)
         for i, s in enumerate(p["sources"])
         for slot in range(slots)
     ]

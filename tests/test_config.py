@@ -88,6 +88,25 @@ def test_relative_paths_resolve_under_data_root(tmp_path: Path):
     assert s.path("/abs/x") == Path("/abs/x")
 
 
+def test_portable_names_paths_inside_data_root_relative_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Cache keys name paths inside data_root relative to it: two copies of a data root (or a
+    relative data_root seen from its parent) give the same names; other paths stay absolute."""
+    a = load_settings("local", [f"data_root={tmp_path / 'a'}"], env={})
+    b = load_settings("local", [f"data_root={tmp_path / 'b'}"], env={})
+    assert a.portable("catalog/checkpoints/v1") == "$data_root/catalog/checkpoints/v1"
+    assert a.portable(tmp_path / "a" / "index" / "x") == b.portable(tmp_path / "b" / "index" / "x")
+    assert a.portable(tmp_path / "elsewhere") == str(tmp_path / "elsewhere")
+    assert a.portable(tmp_path / "b" / "x") == str(tmp_path / "b" / "x")  # not inside `a`
+    assert b.unportable(a.portable("pages.jsonl")) == tmp_path / "b" / "pages.jsonl"
+    assert a.unportable("/abs/x") == Path("/abs/x")
+    monkeypatch.chdir(tmp_path)
+    rel = load_settings("local", ["data_root=a"], env={})
+    assert rel.portable("pages.jsonl") == a.portable("pages.jsonl")
+    assert rel.portable(tmp_path / "a" / "pages.jsonl") == "$data_root/pages.jsonl"
+
+
 def test_no_credentials_in_profiles():
     for name in ("local", "cluster"):
         text = (Path(__file__).resolve().parents[1] / "conf" / f"{name}.yaml").read_text()

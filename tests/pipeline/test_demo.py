@@ -1,11 +1,13 @@
 """`literesearcher demo` end to end on a reduced configuration (tests/pipeline/tiny.yaml): every
 stage runs for real (world, local web, env_service, synthesis, teacher, SFT, difficulty filter,
-two RL stages, held-out eval); a second run is all cache; `--from` redoes a stage onward."""
+two RL stages, held-out eval); a second run, on a copy of the data root, is all cache;
+`--from` redoes a stage onward."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -78,11 +80,18 @@ def test_demo_runs_end_to_end_then_from_cache_then_from_a_stage(tmp_path: Path):
     }
     assert {"sft", "stage1", "stage2"} <= evaluated
 
-    _demo(data_root, port)  # everything cached: no stage writes anything
-    assert _fresh(data_root) == dict.fromkeys(PIPELINE_STAGES, False)
+    # A copy of the data root elsewhere (mtimes kept, as `cp -a` does) is all cache too: no
+    # version's key holds an absolute path inside the data root (`Settings.portable`).
+    moved = tmp_path / "moved"
+    shutil.copytree(data_root, moved)
+    _demo(moved, port)  # everything cached: no stage writes anything
+    assert _fresh(moved) == dict.fromkeys(PIPELINE_STAGES, False)
+    assert sorted(p.name for p in (moved / "catalog" / "checkpoints").iterdir()) == sorted(
+        p.name for p in (data_root / "catalog" / "checkpoints").iterdir()
+    )
 
-    _demo(data_root, port, "--from", "rl")  # the RL stages and the eval are redone
-    fresh = _fresh(data_root)
+    _demo(moved, port, "--from", "rl")  # the RL stages and the eval are redone
+    fresh = _fresh(moved)
     assert fresh == {s: s in ("rl", "eval") for s in PIPELINE_STAGES}
 
 

@@ -267,3 +267,22 @@ def test_policy_backend_batches_up_to_llm_local_max_batch(tiny_policy: Path) -> 
 
     # Five concurrent requests of the same prompt: one batch of three, then one of two.
     assert sorted(asyncio.run(five())) == [2, 2, 3, 3, 3]
+
+
+def test_policy_id_names_a_model_inside_data_root_relative_to_it(
+    tiny_policy: Path, tmp_path: Path
+) -> None:
+    """The policy id keys rollouts and evaluations: a copied data root keeps them."""
+    import shutil
+
+    from conf import load_settings
+    from rl.factory import policy_backend
+
+    ids = []
+    for root in (tmp_path / "a", tmp_path / "b"):
+        shutil.copytree(tiny_policy, root / "catalog" / "checkpoints" / "v1")
+        settings = load_settings("local", [f"data_root={root}", "llm.device=cpu"])
+        ids.append(policy_backend(settings, str(root / "catalog" / "checkpoints" / "v1"))[1])
+    assert ids == ["local:$data_root/catalog/checkpoints/v1"] * 2
+    settings = load_settings("local", [f"data_root={tmp_path / 'a'}", "llm.device=cpu"])
+    assert policy_backend(settings, str(tiny_policy))[1] == f"local:{tiny_policy.resolve()}"

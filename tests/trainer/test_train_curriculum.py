@@ -480,3 +480,27 @@ def test_rl_stage_key_ignores_the_evaluation_sampling(tiny_policy: Path, tmp_pat
     assert key("rl.temperature=0", "rl.top_p=0.95", "rl.k=4", "rl.part_size=16") == plain
     assert key("rl.max_malformed_turns=5") != plain
     assert key("rl.date=2024-01-01") != plain
+
+
+def test_stage_key_names_a_base_model_inside_data_root_relative_to_it(
+    tiny_policy: Path, tmp_path: Path
+) -> None:
+    """A copied data root keeps its SFT checkpoint: the base model's path in the key is relative
+    to data_root; a model outside it keeps its absolute path (another dir, another key)."""
+    import shutil
+    from datetime import UTC, datetime
+
+    data = Manifest(name="sft_data", version="v1", key="k", content_digest="d",
+                    created=datetime.now(UTC))  # fmt: skip
+
+    def key(root: Path, model: Path) -> str:
+        settings = load_settings("local", [f"data_root={root}"])
+        return tc.stage_spec(settings, tc.SFT, data, None, str(model), "c").key
+
+    for root in (tmp_path / "a", tmp_path / "b"):
+        shutil.copytree(tiny_policy, root / "models" / "policy")
+    a, b = (key(tmp_path / r, tmp_path / r / "models" / "policy") for r in ("a", "b"))
+    assert a == b
+    outside = tmp_path / "other-policy"
+    shutil.copytree(tiny_policy, outside)
+    assert key(tmp_path / "a", outside) != key(tmp_path / "a", tiny_policy)
