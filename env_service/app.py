@@ -29,7 +29,7 @@ from conf import Settings
 from env_service.embedder import Encoder, QueryEmbedder, bge_m3_encoder
 from env_service.extract import ExtractiveExtractor, LLMExtractor
 from env_service.metrics import MetricsMiddleware, ServiceMetrics
-from env_service.schemas import RequestLimitError, SearchRequest, VisitRequest
+from env_service.schemas import SERVICE_NAME, RequestLimitError, SearchRequest, VisitRequest
 from env_service.search import VECTOR_MODES, SearchService
 from env_service.stores.base import Cache, LexicalIndex, PageStore, StoreUnavailable, VectorIndex
 from env_service.stores.cache import LRUCache, open_cache
@@ -120,7 +120,9 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
 
     @app.get("/health")
     async def health() -> dict[str, str]:
-        return {"status": "ok"}
+        # `service` tells env_service apart from any other server answering /health on the
+        # port (`env_service.serving.env_service_answers`).
+        return {"status": "ok", "service": SERVICE_NAME}
 
     @app.get("/ready")
     async def ready(rt: RuntimeDep) -> JSONResponse:

@@ -37,6 +37,16 @@ class EnvClientError(RuntimeError):
         self.status = status
 
 
+class EnvUnreachableError(EnvClientError):
+    """No attempt reached the service (connection refused or timed out): it is down or the
+    URL is wrong. Unlike a refused request this is not the model's doing, so an episode
+    stops on it (`rl.episode`) instead of showing it to the model as a tool error."""
+
+
+# Failures that mean nothing answered at all.
+_UNREACHABLE: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout)
+
+
 class EnvClient:
     def __init__(
         self,
@@ -126,6 +136,7 @@ class EnvClient:
         retry_503: bool = True,
     ) -> httpx.Response:
         last: str = ""
+        unreachable = True  # every attempt so far failed to connect
         for attempt in range(self.retries + 1):
             if attempt:
                 # Full jitter keeps many rollouts from retrying in lockstep.
@@ -135,7 +146,9 @@ class EnvClient:
                 resp = await self._http.request(method, path, json=json)
             except RETRYABLE_ERRORS as exc:
                 last = f"{type(exc).__name__}: {exc}"
+                unreachable = unreachable and isinstance(exc, _UNREACHABLE)
                 continue
+            unreachable = False
             if resp.status_code in ok_statuses:
                 return resp
             if resp.status_code == 503 and retry_503:
@@ -144,6 +157,11 @@ class EnvClient:
             raise EnvClientError(
                 f"{method} {path} failed with {resp.status_code}: {_detail(resp)}",
                 resp.status_code,
+            )
+        if unreachable:
+            raise EnvUnreachableError(
+                f"env_service at {self._http.base_url} is unreachable ({method} {path}, "
+                f"{self.retries + 1} attempts: {last}): is it running? (`literesearcher serve`)"
             )
         raise EnvClientError(
             f"{method} {path} failed after {self.retries + 1} attempts: {last}", 503

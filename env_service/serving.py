@@ -14,14 +14,18 @@ import httpx
 import uvicorn
 
 from conf import Settings
+from env_service.schemas import SERVICE_NAME
 
 
 def env_service_answers(url: str, timeout_s: float = 2.0) -> bool:
-    """Whether GET {url}/health answers 200."""
+    """Whether an env_service answers GET {url}/health (200, naming itself: another server
+    on the port, a Prefect temporary server say, does not count)."""
     try:
-        return httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s).status_code == 200
-    except httpx.HTTPError:
+        resp = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s)
+        body = resp.json() if resp.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
         return False
+    return isinstance(body, dict) and body.get("service") == SERVICE_NAME
 
 
 def _bind(host: str, port: int) -> socket.socket:

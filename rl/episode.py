@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from env_service.client import EnvUnreachableError
 from rl.backends.base import BackendError, Generation, LLMBackend, SamplingParams
 from rl.judge import Judge
 from rl.protocol import (
@@ -304,6 +305,8 @@ class _Episode:
             else:
                 result = await self.env.visit(call.urls, call.goal, mask_urls=mask)
             text = result.text
+        except EnvUnreachableError:
+            raise  # nothing serves the web: the run stops (and resumes) rather than score it
         except Exception as exc:  # the environment failed; the model is told, the episode goes on
             error = f"{type(exc).__name__}: {exc}"
             text = f"Error: the {call.name} tool failed ({error}). Try again or use other inputs."

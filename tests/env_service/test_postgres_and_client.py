@@ -10,12 +10,14 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 
 from conf import Settings
 from env_service.app import create_app
-from env_service.client import EnvClient, EnvClientError
+from env_service.client import EnvClient, EnvClientError, EnvUnreachableError
 from env_service.stores.postgres_pages import PostgresPageStore
-from literesearcher.testing import free_port
+from literesearcher.testing import free_port, serve_app
 
 from .conftest import BackgroundServer, app_client, demo_pages, make_settings
 
@@ -171,9 +173,24 @@ async def test_client_retries_connection_errors_not_4xx(settings: Settings) -> N
 async def test_client_gives_up_after_retries() -> None:
     port = free_port()  # nothing listens there
     async with EnvClient(f"http://127.0.0.1:{port}", retries=2, backoff_s=0.01) as client:
-        with pytest.raises(EnvClientError, match="after 3 attempts"):
+        with pytest.raises(EnvUnreachableError, match=f"127.0.0.1:{port} is unreachable"):
             await client.visit("https://a.org", "g")
         assert client.attempts == 3
+
+
+async def test_a_service_that_answers_503_is_not_unreachable() -> None:
+    """A service that answers (503, not ready) stays an EnvClientError the model is shown."""
+    app = FastAPI()
+
+    @app.post("/visit")
+    async def busy() -> JSONResponse:
+        return JSONResponse({"detail": "not ready"}, status_code=503)
+
+    with serve_app(app) as base:
+        async with EnvClient(base, retries=1, backoff_s=0.01) as client:
+            with pytest.raises(EnvClientError, match="after 2 attempts: 503") as err:
+                await client.visit("https://a.org", "g")
+    assert not isinstance(err.value, EnvUnreachableError)
 
 
 def test_client_from_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:

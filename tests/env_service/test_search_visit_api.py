@@ -9,6 +9,7 @@ import pytest
 
 from conf import Settings
 from env_service.formats import CALL_SEPARATOR, VISIT_NOT_ACCESSIBLE_EVIDENCE
+from env_service.schemas import SERVICE_NAME
 
 from .conftest import app_client
 
@@ -214,7 +215,7 @@ async def test_response_cache_serves_identical_bytes(settings: Settings) -> None
 
 
 async def test_health_ready_and_metrics(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health")).json() == {"status": "ok"}
+    assert (await client.get("/health")).json() == {"status": "ok", "service": SERVICE_NAME}
     ready = await client.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["ready"] is True

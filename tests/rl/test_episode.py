@@ -215,6 +215,16 @@ async def test_a_failing_tool_is_reported_to_the_model_not_fatal(web: FakeWeb) -
     assert "search tool failed" in traj.messages[3]["content"]
 
 
+async def test_an_unreachable_env_service_stops_the_episode(web: FakeWeb) -> None:
+    """Nothing serving the web is not the model's failure: no episode is scored on it."""
+    from env_service.client import EnvUnreachableError
+
+    web.fail_with = EnvUnreachableError("env_service at http://x is unreachable")
+    policy = ScriptedPolicy([calls_turn(search_call("Paris")), answer_turn("330 m")])
+    with pytest.raises(EnvUnreachableError, match="unreachable"):
+        await run(policy, web)
+
+
 async def test_chat_mode_sends_messages_to_the_backend(web: FakeWeb) -> None:
     policy = ScriptedPolicy([calls_turn(search_call("Paris")), answer_turn("330 m")])
     cfg = EpisodeConfig(prompt_mode="chat", date="2026-05-01", temperature=0.3, stop=("<x>",))
