@@ -450,6 +450,11 @@ class PipelineConfig(Section):
     world_pages: int = Field(20_000, ge=10)  # the virtual world: corpus and ground truth
     world_seed: int = 0
     teacher_tasks: int = Field(0, ge=0)  # training tasks the teacher solves; 0: all
+    # The teacher leaves the training tasks the difficulty probe rolls out (the seeded
+    # `curriculum.difficulty.max_tasks` subset) undemonstrated, so the RL stages train on tasks
+    # the SFT data never showed, as the held-out ones are. Off: the probe keeps mostly tasks
+    # whose answers SFT taught (all 15 of seed 0's RL tasks in session 10).
+    teacher_skips_probed: bool = False
     # Keep only teacher trajectories whose tool responses show the gold answer.
     teacher_grounded: bool = False
     # More SFT data: the teacher also solves every task synthesized on this many OTHER worlds

@@ -43,6 +43,7 @@ from prefect.settings import PREFECT_TASKS_REFRESH_CACHE, temporary_settings
 from conf import Settings, load_settings
 from conf.settings import PIPELINE_STAGES
 from data_catalog import Catalog, Manifest
+from tasks.synthesis.schema import TaskRecord
 
 STAGES = PIPELINE_STAGES
 STATE_FILE = "reproduce-state.json"
@@ -173,6 +174,25 @@ def serve_world_web(settings: Settings, web_dir: Path) -> Iterator[Settings]:
         yield live
 
 
+def teacher_pool(settings: Settings, pool: list[TaskRecord]) -> list[TaskRecord]:
+    """The demo world's training tasks (`pool`) the teacher demonstrates: with
+    `pipeline.teacher_skips_probed`, not those the difficulty probe will roll out; at most
+    `pipeline.teacher_tasks` of them (0: all)."""
+    from tasks.curriculum import difficulty
+
+    p, d = settings.pipeline, settings.curriculum.difficulty
+    if p.teacher_skips_probed:
+        probed = difficulty.probe_subset([t.id for t in pool], d.max_tasks, d.seed)
+        pool = [t for t in pool if t.id not in probed]
+        if not pool:
+            raise ValueError(
+                "pipeline.teacher_skips_probed: the difficulty probe takes every training task "
+                "(curriculum.difficulty.max_tasks is unset or covers them all), so none is "
+                "left for the teacher; set max_tasks below the training pool's size"
+            )
+    return pool[: p.teacher_tasks] if p.teacher_tasks else pool
+
+
 @task(name="teacher_sft_data", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
 def teacher_sft_data(
     settings_json: str, tasks_version: str, world_web_dir: str | None = None
@@ -197,9 +217,7 @@ def teacher_sft_data(
     assert manifest is not None
     d = settings.curriculum.difficulty
     if world_web_dir is None:
-        pool = training_pool(catalog, manifest, d.heldout_fraction, d.seed)
-        limit = settings.pipeline.teacher_tasks
-        pool = pool[:limit] if limit else pool
+        pool = teacher_pool(settings, training_pool(catalog, manifest, d.heldout_fraction, d.seed))
     else:
         pool = read_tasks(catalog, manifest)
     if not pool:

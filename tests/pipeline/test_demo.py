@@ -197,3 +197,30 @@ def test_constant_guess_is_the_commonest_answers_score(tmp_path: Path):
     guess_rows = [line.split() for line in lines if line.startswith("guess ")]
     assert guess_rows[0][:3] == ["guess", "0.500", "0.500"]
     assert guess_rows[1] == ["guess", "0.500", "0.500"]  # direct_retrieval, enumeration
+
+
+def test_the_teacher_can_leave_the_probed_tasks_to_rl(tmp_path: Path):
+    """`pipeline.teacher_skips_probed`: the teacher demonstrates only training tasks the
+    difficulty probe does not roll out, so RL's tasks are ones SFT never showed."""
+    from flows.reproduce import teacher_pool
+    from tasks.curriculum.difficulty import probe_subset
+    from tasks.synthesis.schema import TaskRecord
+
+    pool = [TaskRecord(id=f"t{i:03d}", question=f"q{i}?", answers=["a"], capability="enumeration",
+                       source="virtual_world", generator="ground_truth", created="2026-01-01")
+            for i in range(40)]  # fmt: skip
+
+    def settings(*extra: str):
+        return load_settings("local", [f"data_root={tmp_path}", *extra])
+
+    assert teacher_pool(settings(), pool) == pool  # the default: every training task
+    skip = settings("pipeline.teacher_skips_probed=true", "curriculum.difficulty.max_tasks=25")
+    taught = teacher_pool(skip, pool)
+    probed = probe_subset([t.id for t in pool], 25, skip.curriculum.difficulty.seed)
+    assert len(taught) == 15 and not {t.id for t in taught} & probed
+    limited = settings("pipeline.teacher_skips_probed=true", "curriculum.difficulty.max_tasks=25",
+                       "pipeline.teacher_tasks=4")  # fmt: skip
+    assert teacher_pool(limited, pool) == taught[:4]
+    with pytest.raises(ValueError, match="none is left for the teacher"):
+        teacher_pool(settings("pipeline.teacher_skips_probed=true",
+                              "curriculum.difficulty.max_tasks=null"), pool)  # fmt: skip
