@@ -12,6 +12,7 @@ the MLflow UI's dataset panel shows what each run consumed and produced.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -97,6 +98,15 @@ class Tracker:
             )
         else:
             experiment_id = experiment.experiment_id
+            ours = settings.path("mlartifacts").resolve().as_uri()
+            if not settings.mlflow.tracking_uri and experiment.artifact_location != ours:
+                # The sqlite store keeps the location it was created with: after a data root
+                # is moved or copied, new runs' artifacts would land in the old one.
+                logging.getLogger(__name__).warning(
+                    "MLflow experiment %r keeps its artifacts in %s, not under this data root "
+                    "(%s): was the data root moved or copied? New runs' artifacts go there.",
+                    settings.mlflow.experiment, experiment.artifact_location, ours,
+                )  # fmt: skip
         all_tags = {"profile": settings.profile, **_prefect_tags(), **(tags or {})}
         run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
         tracker = cls(client, experiment_id, run.info.run_id)

@@ -65,3 +65,24 @@ def test_tracker_context_ends_the_parent_run_failed_on_error(settings):
     client = MlflowClient(settings.mlflow_tracking_uri())
     assert client.get_run(ok.run_id).info.status == "FINISHED"
     assert client.get_run(bad.run_id).info.status == "FAILED"
+
+
+def test_a_moved_data_root_warns_where_mlflow_keeps_its_artifacts(tmp_path: Path, caplog):
+    """The sqlite store keeps the artifact location it was created with: a copied data root's
+    runs would put their artifacts in the original one, and the tracker says so."""
+    import logging
+    import shutil
+
+    from tasks.tracking import Tracker
+
+    first = load_settings("local", [f"data_root={tmp_path / 'a'}"])
+    Tracker.start(first, "first").finish()
+    with caplog.at_level(logging.WARNING, logger="tasks.tracking"):
+        Tracker.start(first, "again").finish()
+    assert not caplog.records
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    moved = load_settings("local", [f"data_root={tmp_path / 'b'}"])
+    with caplog.at_level(logging.WARNING, logger="tasks.tracking"):
+        Tracker.start(moved, "moved").finish()
+    assert "was the data root moved or copied?" in caplog.text
+    assert (tmp_path / "a" / "mlartifacts").as_uri() in caplog.text
