@@ -33,6 +33,7 @@ from env_service.schemas import SERVICE_NAME, RequestLimitError, SearchRequest, 
 from env_service.search import VECTOR_MODES, SearchService
 from env_service.stores.base import Cache, LexicalIndex, PageStore, StoreUnavailable, VectorIndex
 from env_service.stores.cache import LRUCache, open_cache
+from env_service.stores.factory import web_identity
 from env_service.tokens import token_counter
 from env_service.visit import VisitService
 from literesearcher.urls import try_canonical_url
@@ -118,11 +119,13 @@ def create_app(settings: Settings, *, encoder: Encoder | None = None) -> FastAPI
     app.add_middleware(MetricsMiddleware, metrics=lambda: metrics)
     _install_error_handlers(app)
 
+    web = web_identity(settings)
+
     @app.get("/health")
     async def health() -> dict[str, str]:
         # `service` tells env_service apart from any other server answering /health on the
-        # port (`env_service.serving.env_service_answers`).
-        return {"status": "ok", "service": SERVICE_NAME}
+        # port, `web` which local web it serves (`env_service.serving.ensure_env_service`).
+        return {"status": "ok", "service": SERVICE_NAME, "web": web}
 
     @app.get("/ready")
     async def ready(rt: RuntimeDep) -> JSONResponse:

@@ -4,6 +4,7 @@ else serve the app in this process (a uvicorn server in a daemon thread) for the
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -16,16 +17,23 @@ import uvicorn
 from conf import Settings
 from env_service.schemas import SERVICE_NAME
 
+log = logging.getLogger(__name__)
 
-def env_service_answers(url: str, timeout_s: float = 2.0) -> bool:
-    """Whether an env_service answers GET {url}/health (200, naming itself: another server
-    on the port, a Prefect temporary server say, does not count)."""
+
+def env_service_health(url: str, timeout_s: float = 2.0) -> dict[str, Any] | None:
+    """The /health report of the env_service at `url`, or None when none answers there
+    (another server on the port, a Prefect temporary server say, does not count)."""
     try:
         resp = httpx.get(f"{url.rstrip('/')}/health", timeout=timeout_s)
         body = resp.json() if resp.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
-        return False
-    return isinstance(body, dict) and body.get("service") == SERVICE_NAME
+        return None
+    return body if isinstance(body, dict) and body.get("service") == SERVICE_NAME else None
+
+
+def env_service_answers(url: str, timeout_s: float = 2.0) -> bool:
+    """Whether an env_service answers GET {url}/health."""
+    return env_service_health(url, timeout_s) is not None
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -107,9 +115,21 @@ def serve_env_service(
 @contextlib.contextmanager
 def ensure_env_service(settings: Settings, startup_timeout_s: float = 60.0) -> Iterator[Settings]:
     """Yield settings whose env_service URL answers: unchanged when the configured service is
-    up, else a copy pointing at an in-process server started here and stopped on exit."""
-    if env_service_answers(settings.env_service.base_url()):
-        yield settings
-        return
+    up and serves this web (`web_identity`), else a copy pointing at an in-process server
+    started here and stopped on exit. A service named by `env_service.url` is used even when
+    it reports another web, with a warning; one merely found on the port is not."""
+    from env_service.stores.factory import web_identity
+
+    url = settings.env_service.base_url()
+    health = env_service_health(url)
+    if health is not None:
+        if health.get("web") == web_identity(settings) or settings.env_service.url:
+            if health.get("web") != web_identity(settings):
+                log.warning("env_service at %s serves another local web than these settings' "
+                            "(another data root?); using it, as env_service.url names it", url)  # fmt: skip
+            yield settings
+            return
+        log.warning("env_service at %s serves another local web (another data root's?); "
+                    "serving this one's in this process", url)  # fmt: skip
     with serve_env_service(settings, startup_timeout_s=startup_timeout_s) as live:
         yield live

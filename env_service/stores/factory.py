@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from conf import Settings
 from env_service.stores.base import LexicalIndex, PageStore, VectorIndex
 
@@ -71,3 +73,20 @@ def open_page_store(settings: Settings, *, writable: bool = False) -> PageStore:
         pool_max=cfg.pool_max,
         timeout_s=cfg.pool_timeout_s,
     )
+
+
+def web_identity(settings: Settings) -> str:
+    """Which local web `settings` serve: a digest of where their stores are (resolved paths;
+    a server's URI with the collection or table). env_service reports it on /health, and a
+    flow takes an answering service for its own only when the two agree."""
+    ix, ps = settings.index, settings.page_store
+    places = [
+        str(settings.path(ix.tantivy_path).resolve())
+        if ix.lexical_backend == "tantivy"
+        else f"{settings.uri(ix.milvus_uri)}#{lexical_collection(settings)}",
+        "" if ix.retrieval_mode == "bm25" else f"{settings.uri(ix.milvus_uri)}#{ix.collection}",
+        str(settings.path(ps.duckdb_path).resolve())
+        if ps.backend == "duckdb"
+        else f"{ps.postgres_dsn}#{ps.table}",
+    ]
+    return hashlib.sha256("\n".join(places).encode()).hexdigest()[:16]

@@ -10,6 +10,7 @@ import pytest
 from conf import Settings
 from env_service.formats import CALL_SEPARATOR, VISIT_NOT_ACCESSIBLE_EVIDENCE
 from env_service.schemas import SERVICE_NAME
+from env_service.stores.factory import web_identity
 
 from .conftest import app_client
 
@@ -214,8 +215,9 @@ async def test_response_cache_serves_identical_bytes(settings: Settings) -> None
     assert "env_cache_hit_ratio 0.4" in metrics
 
 
-async def test_health_ready_and_metrics(client: httpx.AsyncClient) -> None:
-    assert (await client.get("/health")).json() == {"status": "ok", "service": SERVICE_NAME}
+async def test_health_ready_and_metrics(client: httpx.AsyncClient, settings: Settings) -> None:
+    health = (await client.get("/health")).json()
+    assert health == {"status": "ok", "service": SERVICE_NAME, "web": web_identity(settings)}
     ready = await client.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["ready"] is True
