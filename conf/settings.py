@@ -505,7 +505,8 @@ class Settings(Section):
     def portable(self, value: str | Path) -> str:
         """A local path as a cache key should hold it: `$data_root/<relative>` when it lies
         inside `data_root` (so a copied or moved data root finds its versions again), else
-        the resolved absolute path."""
+        the resolved absolute path. A relative `value` is a configured one (relative to
+        `data_root`, as `path` reads it): pass other paths resolved."""
         resolved = self.path(value).resolve()
         try:
             return f"$data_root/{resolved.relative_to(self.data_root.resolve()).as_posix()}"

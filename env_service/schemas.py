@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from env_service.formats import join_calls
 
-# What GET /health names itself (`env_service.serving.env_service_answers` checks it).
+# What GET /health names itself (`env_service.serving.env_service_health` checks it).
 SERVICE_NAME = "literesearcher-env"
 
 RetrievalMode = Literal["bm25", "dense", "sparse", "hybrid"]

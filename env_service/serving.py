@@ -123,8 +123,9 @@ def ensure_env_service(settings: Settings, startup_timeout_s: float = 60.0) -> I
     url = settings.env_service.base_url()
     health = env_service_health(url)
     if health is not None:
-        if health.get("web") == web_identity(settings) or settings.env_service.url:
-            if health.get("web") != web_identity(settings):
+        ours = health.get("web") == web_identity(settings)
+        if ours or settings.env_service.url:
+            if not ours:
                 log.warning("env_service at %s serves another local web than these settings' "
                             "(another data root?); using it, as env_service.url names it", url)  # fmt: skip
             yield settings

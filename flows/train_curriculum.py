@@ -112,7 +112,7 @@ def model_stamp(path: str, settings: Settings) -> dict[str, Any]:
         raise FileNotFoundError(f"{path} is not an HF model directory (no config.json)")
     files = sorted((p.name, p.stat().st_size) for p in root.iterdir() if p.is_file())
     config = hashlib.sha256((root / "config.json").read_bytes()).hexdigest()[:16]
-    return {"path": settings.portable(root), "config": config, "files": files}
+    return {"path": settings.portable(root.resolve()), "config": config, "files": files}
 
 
 # ---- one stage ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def policy_backend(settings: Settings, policy: str | None = None) -> tuple[LLMBa
         path, device=settings.llm.device, max_batch=settings.llm.local_max_batch
     )
     # The id keys rollouts and evaluations: portable, so a copied data root keeps its caches.
-    return backend, f"local:{settings.portable(path)}"
+    return backend, f"local:{settings.portable(path.resolve())}"
 
 
 def token_counter(settings: Settings, backend: LLMBackend | None = None) -> TokenCounter:

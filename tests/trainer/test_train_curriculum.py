@@ -483,7 +483,7 @@ def test_rl_stage_key_ignores_the_evaluation_sampling(tiny_policy: Path, tmp_pat
 
 
 def test_stage_key_names_a_base_model_inside_data_root_relative_to_it(
-    tiny_policy: Path, tmp_path: Path
+    tiny_policy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A copied data root keeps its SFT checkpoint: the base model's path in the key is relative
     to data_root; a model outside it keeps its absolute path (another dir, another key)."""
@@ -501,6 +501,8 @@ def test_stage_key_names_a_base_model_inside_data_root_relative_to_it(
         shutil.copytree(tiny_policy, root / "models" / "policy")
     a, b = (key(tmp_path / r, tmp_path / r / "models" / "policy") for r in ("a", "b"))
     assert a == b
+    monkeypatch.chdir(tmp_path)  # a relative data_root, the model path relative to the cwd
+    assert key(Path("a"), Path("a") / "models" / "policy") == a
     outside = tmp_path / "other-policy"
     shutil.copytree(tiny_policy, outside)
     assert key(tmp_path / "a", outside) != key(tmp_path / "a", tiny_policy)
