@@ -1,0 +1,109 @@
+"""What a finished demo's RL stages trained on, read from its data root (issue 10, session 10).
+
+    .venv/bin/python bench/demo_rl_tasks.py --data-root .literesearcher
+
+For each difficulty probe (`rollouts` versions written by `filter_difficulty`: k > 1 on training
+tasks) it splits the tasks by whether an `sft_data` version of the catalog shows them
+("demonstrated": the SFT policy was trained on a trajectory of that very task) and counts how
+many were solved 0..k times. For each `curriculum_stage` version it lists the tasks RL trained
+on (capability, gold answer, correct of k, demonstrated or not). For each evaluation (rollouts
+with `purpose: eval`) it prints correct episodes, malformed endings, episodes with a failed
+tool call, and how many questions were solved partly (1..k-1 of k) and always.
+
+Everything is read-only: DuckDB over the catalog's Parquet files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+
+def manifests(catalog: Path, name: str) -> list[tuple[Path, dict[str, Any]]]:
+    found = [
+        (p.parent, json.loads(p.read_text())) for p in catalog.glob(f"{name}/*/_manifest.json")
+    ]
+    return sorted(found, key=lambda x: x[1].get("created", ""))
+
+
+def parquet(folder: Path) -> list[str]:
+    return sorted(str(p) for p in folder.rglob("*.parquet"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-root", type=Path, required=True)
+    args = parser.parse_args()
+    catalog = args.data_root / "catalog"
+    if not catalog.is_dir():
+        raise SystemExit(f"{catalog} is not a catalog: run `literesearcher demo` first")
+    con = duckdb.connect()
+
+    shown: set[str] = set()
+    for folder, _ in manifests(catalog, "sft_data"):
+        files = parquet(folder)
+        if files:
+            shown |= {r[0] for r in con.execute("select distinct task_id from read_parquet(?)",
+                                                [files]).fetchall()}  # fmt: skip
+    print(f"tasks some sft_data version demonstrates: {len(shown)}")
+
+    print("\n## difficulty probes: tasks by correct rollouts of k")
+    for folder, m in manifests(catalog, "rollouts"):
+        params = m.get("params", {})
+        if params.get("purpose") == "eval" or params.get("k", 1) < 2:
+            continue
+        rows = con.execute(
+            "select task_id, sum(case when correct then 1 else 0 end) from read_parquet(?) "
+            "group by task_id", [parquet(folder)]
+        ).fetchall()  # fmt: skip
+        k, temp = params["k"], params.get("episode", {}).get("temperature")
+        for label, keep in (("demonstrated", True), ("fresh", False)):
+            hist = Counter(int(n) for t, n in rows if (t in shown) == keep)
+            counts = ", ".join(f"{n}/{k}: {hist.get(n, 0)}" for n in range(k + 1))
+            print(f"{folder.name} (T {temp}) {label:>12}: {sum(hist.values()):4d} tasks | {counts}")
+
+    print("\n## curriculum stages: the tasks RL trains on")
+    for folder, m in manifests(catalog, "curriculum_stage"):
+        rows = con.execute(
+            "select id, capability, answers[1], n_correct, k from read_parquet(?) order by 2, 3",
+            [parquet(folder)],
+        ).fetchall()
+        n_shown = sum(1 for r in rows if r[0] in shown)
+        print(f"{folder.name} {m.get('params', {}).get('stage', '')}: {len(rows)} tasks, "
+              f"{n_shown} demonstrated")  # fmt: skip
+        for tid, cap, answer, n, k in rows:
+            mark = "demonstrated" if tid in shown else "fresh"
+            print(f"    {cap:<20} {answer!s:<28} {n}/{k} {mark}")
+
+    print("\n## evaluations")
+    for folder, m in manifests(catalog, "rollouts"):
+        params = m.get("params", {})
+        if params.get("purpose") != "eval":
+            continue
+        files = parquet(folder)
+        k = params.get("k", 1)
+        total, correct, malformed = con.execute(
+            "select count(*), sum(case when correct then 1 else 0 end), "
+            "sum(case when termination = 'malformed_limit' then 1 else 0 end) "
+            "from read_parquet(?)", [files]
+        ).fetchone()  # fmt: skip
+        failed = con.execute(
+            "select count(*) from read_parquet(?) where len(list_filter(tool_calls, "
+            "lambda c: c.error is not null and c.name != '')) > 0", [files]
+        ).fetchone()[0]  # fmt: skip
+        per_q = Counter(int(n) for (n,) in con.execute(
+            "select sum(case when correct then 1 else 0 end) from read_parquet(?) group by task_id",
+            [files]).fetchall())  # fmt: skip
+        partly = sum(v for n, v in per_q.items() if 0 < n < k)
+        print(f"{folder.name} {params.get('policy')} T {params.get('episode', {}).get('temperature')}"
+              f" k {k}: correct {correct}/{total}, malformed {malformed}, with a failed tool call "
+              f"{failed}, questions solved partly {partly}, always {per_q.get(k, 0)}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
