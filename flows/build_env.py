@@ -27,7 +27,12 @@ from tqdm.auto import tqdm
 
 from conf import Settings, load_settings
 from data_catalog import Catalog, Manifest
-from env_service.stores.factory import open_lexical_index, open_page_store, open_vector_index
+from env_service.stores.factory import (
+    open_lexical_index,
+    open_page_store,
+    open_vector_index,
+    store_locations,
+)
 from tasks import build_env as t
 from tasks.corpus.load import finish_page_store, marker_path, prepare_store
 from tasks.corpus.work import PartTarget, shard_part
@@ -218,13 +223,7 @@ def _load_stores(settings: Settings, catalog_root: str, shards: Manifest, passag
     markers = settings.path("stores")
     # Where each store lives, as the versions' keys name it: paths inside data_root relative
     # to it (`Settings.portable`), so a copied data root does not rebuild its stores.
-    milvus = ix.milvus_uri if "://" in ix.milvus_uri else settings.portable(ix.milvus_uri)
-    lexical_loc = (settings.portable(ix.tantivy_path) if ix.lexical_backend == "tantivy"
-                   else f"{milvus}#{ix.collection}_bm25")  # fmt: skip
-    vector_loc = f"{milvus}#{ix.collection}"
-    ps = settings.page_store
-    page_loc = (settings.portable(ps.duckdb_path) if ps.backend == "duckdb"
-                else f"{ps.postgres_dsn}#{ps.table}")  # fmt: skip
+    lexical_loc, vector_loc, page_loc = store_locations(settings, settings.portable)
     index_target = PartTarget(
         catalog_root, "search_index", [m for m in (passages, embeddings) if m is not None],
         {"lexical": lexical_loc, "vectors": vector_loc if embeddings else None,

@@ -42,12 +42,10 @@ def dask_client() -> Any:
     return default_client()
 
 
-def describe_sources(
-    inputs: list[str], fmt: str, settings: Settings | None = None
-) -> list[dict[str, Any]]:
-    """Resolved sources with a fingerprint (size, mtime) that keys the ingest. With
-    `settings`, a source inside `data_root` is named relative to it (`Settings.portable`), so a
-    copied data root (mtimes kept: `cp -a`, `rsync -a`) does not ingest again."""
+def describe_sources(inputs: list[str], fmt: str, settings: Settings) -> list[dict[str, Any]]:
+    """Resolved sources with a fingerprint (size, mtime) that keys the ingest. A source inside
+    `data_root` is named relative to it (`Settings.portable`), so a copied data root (mtimes
+    kept: `cp -a`, `rsync -a`) does not ingest again."""
     out = []
     for raw in inputs:
         path, resolved = resolve_source(Path(raw), fmt)
@@ -59,8 +57,8 @@ def describe_sources(
         else:
             stat = path.stat()
             size, mtime = stat.st_size, stat.st_mtime_ns
-        name = settings.portable(path) if settings is not None else str(path)
-        out.append({"path": name, "format": resolved, "size": size, "mtime_ns": mtime})
+        out.append({"path": settings.portable(path), "format": resolved, "size": size,
+                    "mtime_ns": mtime})  # fmt: skip
     return out
 
 

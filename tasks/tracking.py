@@ -87,19 +87,19 @@ class Tracker:
     ) -> Tracker:
         client = MlflowClient(tracking_uri=settings.mlflow_tracking_uri())
         experiment = client.get_experiment_by_name(settings.mlflow.experiment)
+        # A configured tracking server keeps artifacts where it likes; the local store here.
+        ours = (
+            None
+            if settings.mlflow.tracking_uri
+            else settings.path("mlartifacts").resolve().as_uri()
+        )
         if experiment is None:
             experiment_id = client.create_experiment(
-                settings.mlflow.experiment,
-                artifact_location=(
-                    None
-                    if settings.mlflow.tracking_uri
-                    else settings.path("mlartifacts").resolve().as_uri()
-                ),
+                settings.mlflow.experiment, artifact_location=ours
             )
         else:
             experiment_id = experiment.experiment_id
-            ours = settings.path("mlartifacts").resolve().as_uri()
-            if not settings.mlflow.tracking_uri and experiment.artifact_location != ours:
+            if ours is not None and experiment.artifact_location != ours:
                 # The sqlite store keeps the location it was created with: after a data root
                 # is moved or copied, new runs' artifacts would land in the old one.
                 logging.getLogger(__name__).warning(

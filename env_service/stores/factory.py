@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from conf import Settings
 from env_service.stores.base import LexicalIndex, PageStore, VectorIndex
@@ -75,18 +76,23 @@ def open_page_store(settings: Settings, *, writable: bool = False) -> PageStore:
     )
 
 
+def store_locations(settings: Settings, name: Callable[[str], str]) -> tuple[str, str, str]:
+    """Where the lexical index, the vector collection and the page store live: a local path
+    through `name` (it names a configured, data_root-relative path), a server's URI or DSN with
+    the collection or table."""
+    ix, ps = settings.index, settings.page_store
+    milvus = ix.milvus_uri if "://" in ix.milvus_uri else name(ix.milvus_uri)
+    lexical = (name(ix.tantivy_path) if ix.lexical_backend == "tantivy"
+               else f"{milvus}#{lexical_collection(settings)}")  # fmt: skip
+    pages = (name(ps.duckdb_path) if ps.backend == "duckdb"
+             else f"{ps.postgres_dsn}#{ps.table}")  # fmt: skip
+    return lexical, f"{milvus}#{ix.collection}", pages
+
+
 def web_identity(settings: Settings) -> str:
     """Which local web `settings` serve: a digest of where their stores are (resolved paths;
     a server's URI with the collection or table). env_service reports it on /health, and a
     flow takes an answering service for its own only when the two agree."""
-    ix, ps = settings.index, settings.page_store
-    places = [
-        str(settings.path(ix.tantivy_path).resolve())
-        if ix.lexical_backend == "tantivy"
-        else f"{settings.uri(ix.milvus_uri)}#{lexical_collection(settings)}",
-        "" if ix.retrieval_mode == "bm25" else f"{settings.uri(ix.milvus_uri)}#{ix.collection}",
-        str(settings.path(ps.duckdb_path).resolve())
-        if ps.backend == "duckdb"
-        else f"{ps.postgres_dsn}#{ps.table}",
-    ]
+    lexical, vectors, pages = store_locations(settings, lambda p: str(settings.path(p).resolve()))
+    places = [lexical, "" if settings.index.retrieval_mode == "bm25" else vectors, pages]
     return hashlib.sha256("\n".join(places).encode()).hexdigest()[:16]
