@@ -8,7 +8,11 @@ tasks) it splits the tasks by whether an `sft_data` version of the catalog shows
 many were solved 0..k times. For each `curriculum_stage` version it lists the tasks RL trained
 on (capability, gold answer, correct of k, demonstrated or not). For each evaluation (rollouts
 with `purpose: eval`) it prints correct episodes, malformed endings, episodes with a failed
-tool call, and how many questions were solved partly (1..k-1 of k) and always.
+tool call, and how many questions were solved partly (1..k-1 of k) and always; then, per
+capability, where its episodes stopped on the way to a correct answer: the episode ended
+malformed; no search result listed an evidence page; one was listed but the policy visited none;
+it visited one but the page text did not contain the gold answer; the text did and the answer was
+still wrong; correct.
 
 Everything is read-only: DuckDB over the catalog's Parquet files.
 """
@@ -17,11 +21,37 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from rl.teacher import grounded
+
+_VISITED = re.compile(r"The useful information in (\S+) for user goal")
+STEPS = ("malformed", "not_listed", "not_visited", "not_in_page", "misread", "correct")
+
+
+def failure_step(row: dict[str, Any], task: dict[str, Any]) -> str:
+    """The first step on the way to a correct answer that an eval episode did not make."""
+    if row["correct"]:
+        return "correct"
+    if row["termination"] == "malformed_limit":
+        return "malformed"
+    evidence = set(task["evidence_urls"]) - set(task["mask_urls"])
+    tools = [m["content"] for m in row["messages"] if m["role"] == "tool"]
+    searches = "\n".join(t for t in tools if "## Web Results" in t)
+    if not any(f"({u})" in searches for u in evidence):
+        return "not_listed"
+    pages = [t for t in tools if _VISITED.search(t)]
+    visited = [p for p in pages if set(_VISITED.findall(p)) & evidence]
+    if not visited:
+        return "not_visited"
+    if not grounded(task["answers"], visited):
+        return "not_in_page"
+    return "misread"
 
 
 def manifests(catalog: Path, name: str) -> list[tuple[Path, dict[str, Any]]]:
@@ -103,6 +133,34 @@ def main() -> None:
         print(f"{folder.name} {params.get('policy')} T {params.get('episode', {}).get('temperature')}"
               f" k {k}: correct {correct}/{total}, malformed {malformed}, with a failed tool call "
               f"{failed}, questions solved partly {partly}, always {per_q.get(k, 0)}")  # fmt: skip
+
+        tasks = heldout_tasks(con, catalog)
+        rows = con.execute(
+            "select task_id, correct, termination, messages from read_parquet(?)", [files]
+        ).fetchall()  # fmt: skip
+        by_cap: dict[str, Counter[str]] = {}
+        for tid, ok, term, messages in rows:
+            task = tasks.get(tid)
+            if task is None:
+                continue
+            row = {"correct": ok, "termination": term, "messages": messages}
+            by_cap.setdefault(task["capability"], Counter())[failure_step(row, task)] += 1
+        print("    " + " ".join(f"{s:>11}" for s in ("capability", *STEPS)))
+        for cap, steps in sorted(by_cap.items()):
+            print("    " + " ".join(f"{x:>11}" for x in (cap[:11], *(steps[s] for s in STEPS))))
+
+
+def heldout_tasks(con: duckdb.DuckDBPyConnection, catalog: Path) -> dict[str, dict[str, Any]]:
+    """Every held-out task of the catalog by id (answers, capability, evidence and mask URLs)."""
+    out: dict[str, dict[str, Any]] = {}
+    for folder, _ in manifests(catalog, "tasks_heldout"):
+        for tid, answers, cap, evidence, mask in con.execute(
+            "select id, answers, capability, evidence_urls, mask_urls from read_parquet(?)",
+            [parquet(folder)],
+        ).fetchall():
+            out[tid] = {"answers": answers, "capability": cap, "evidence_urls": evidence,
+                        "mask_urls": mask}  # fmt: skip
+    return out
 
 
 if __name__ == "__main__":

@@ -457,6 +457,9 @@ class PipelineConfig(Section):
     teacher_skips_probed: bool = False
     # Keep only teacher trajectories whose tool responses show the gold answer.
     teacher_grounded: bool = False
+    # The teacher's concluding thought quotes the visited page up to the answer ("The page says:
+    # ... was established in 1903"), so the policy's answer is a copy of its own last words.
+    teacher_quotes: bool = False
     # More SFT data: the teacher also solves every task synthesized on this many OTHER worlds
     # (seeds `flows.reproduce.teacher_world_seed`, never a demo or pretraining world; each
     # with its own local web and env_service), so a small policy sees thousands of different

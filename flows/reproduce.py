@@ -204,6 +204,7 @@ def teacher_sft_data(
     from flows.filter_difficulty import read_tasks, training_pool
     from rl.judge import judge_from_settings
     from rl.teacher import (
+        QUOTE_TEMPLATE,
         TeacherConfig,
         find_sft_data,
         sft_params,
@@ -225,7 +226,8 @@ def teacher_sft_data(
     # The date the policy's prompts will carry (rl.date, else today), so SFT sees its prompt.
     config = TeacherConfig(date=settings.rl.date or dt.date.today().isoformat(),
                            top_k=settings.env_service.top_k,
-                           require_grounded=settings.pipeline.teacher_grounded)  # fmt: skip
+                           require_grounded=settings.pipeline.teacher_grounded,
+                           quote=QUOTE_TEMPLATE if settings.pipeline.teacher_quotes else None)  # fmt: skip
     params = sft_params(pool, config)
     found = find_sft_data(catalog, [manifest], params)
     if found is not None:

@@ -68,6 +68,10 @@ class TeacherConfig:
     pick: str = "Result {rank} looks relevant. I will read it."
     pick_unlisted: str = "I will read a page that should state it."
     conclude: str = "The page gives the answer."
+    # With this template, the concluding thought quotes the page up to the gold answer
+    # (`evidence_quote`) when the visited text states it, e.g. "The page says: Niveko Industries
+    # was established in 1903"; the answer is then the quote's last words. None: `conclude`.
+    quote: str | None = None
 
 
 @dataclass
@@ -98,6 +102,37 @@ def choose_visit(
     if visible:
         return visible[:n], 1, "top_result"
     return [], None, "nothing_to_visit"
+
+
+# Pieces a quote is cut from: sentences, lines, list items and table cells of the tool text.
+_PIECE_BREAK = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[#])|\n+| - (?=\[)|\s\|\s(?=\[)")
+QUOTE_MAX_CHARS = 200
+QUOTE_TEMPLATE = "The page says: {quote}"  # TeacherConfig.quote with pipeline.teacher_quotes
+
+
+def evidence_quote(
+    text: str, answers: Sequence[str], max_chars: int = QUOTE_MAX_CHARS
+) -> str | None:
+    """The shortest piece of a visit's text (its summary first, then its evidence) that states a
+    gold answer verbatim (case-insensitive), cut right after the answer (whole when the answer
+    opens it); None when none does. A piece is a sentence, a line, a list item or a table row's
+    cells from a link on (`_PIECE_BREAK`)."""
+    sections = text.split("Summary: ", 1)[::-1] if "Summary: " in text else [text]
+    for section in sections:
+        if "Evidence in page: " in section:
+            section = section.split("Evidence in page: ", 1)[1]
+        found: list[str] = []
+        for piece in _PIECE_BREAK.split(section):
+            piece = piece.strip()
+            for answer in answers:
+                at = piece.lower().find(answer.lower()) if answer else -1
+                if at >= 0:  # an answer that opens its piece is quoted with the whole piece
+                    found.append(piece[: at + len(answer)] if at > 1 else piece)
+                    break
+        found = [q for q in found if len(q) <= max_chars]
+        if found:
+            return min(found, key=len)
+    return None
 
 
 def grounded(answers: Sequence[str], texts: Sequence[str]) -> bool:
@@ -164,8 +199,13 @@ async def teacher_episode(
     page_text = await tool(1, "visit", visit_args)
     if config.require_grounded and not grounded(task.answers, [page_text]):
         return None, "not_grounded"
-    answer = task.answers[0]
-    say(2, render_assistant_turn(config.conclude, answer=answer))
+    answer, conclude = task.answers[0], config.conclude
+    if config.quote is not None and (quote := evidence_quote(page_text, task.answers)):
+        conclude = config.quote.format(quote=quote)
+        tail = next((a for a in task.answers if quote.lower().endswith(a.lower())), None)
+        if tail is not None:
+            answer = quote[len(quote) - len(tail) :]  # as the page writes it
+    say(2, render_assistant_turn(conclude, answer=answer))
 
     traj.answer, traj.termination = answer, "answer"
     verdict = await judge.score(task.question, answer, task.answers)
@@ -223,8 +263,11 @@ def sft_params(
 ) -> dict[str, Any]:
     """The parameters an `sft_data` version is keyed on: the teacher's config and the tasks."""
     ids = "\n".join(t.id for t in tasks)
+    teacher = asdict(config)
+    if teacher["quote"] is None:  # the key of teacher data written before quotes existed
+        del teacher["quote"]
     return {
-        "teacher": asdict(config),
+        "teacher": teacher,
         "tasks": hashlib.sha256(ids.encode()).hexdigest()[:16],
         "n_tasks": len(tasks),
         **dict(extra or {}),

@@ -20,8 +20,10 @@ from literesearcher.world import generate_world
 from rl.judge import Judge
 from rl.protocol import extract_answer, parse_assistant_turn, render_raw, render_tool_turn
 from rl.teacher import (
+    QUOTE_TEMPLATE,
     TeacherConfig,
     choose_visit,
+    evidence_quote,
     grounded,
     merge_sft_data,
     read_sft_messages,
@@ -146,6 +148,55 @@ def test_grounded_matches_whole_normalized_tokens() -> None:
     assert grounded(["1,234"], ["The population is 1234 people."])
     assert grounded(["Sefezaport"], ["Companies headquartered in sefezaport."])
     assert not grounded(["23"], ["It has 123 employees."])
+
+
+VISIT = """The useful information in https://w.org/n for user goal In what year? as follows: \n
+Evidence in page: \n# Niveko Industries Niveko Industries is a company in the textiles industry. \
+Niveko Industries was established in 1903. [Jonas Koropas](https://o.org/jk) is the founder. \
+- [Tigeto Systems](https://w.org/t): logistics company, founded 1965 - [Dogame Labs](https://o.org/d)\
+: biotechnology company, founded 1931\n
+Summary: \nNiveko Industries - Wikiverse: Niveko Industries is a company in the textiles industry.\n
+"""
+
+
+def test_evidence_quote_cuts_the_shortest_stating_piece_after_the_answer() -> None:
+    assert evidence_quote(VISIT, ["1903"]) == "Niveko Industries was established in 1903"
+    # The summary is searched first; case is the page's; the answer ends the quote.
+    assert evidence_quote(VISIT, ["TEXTILES"]) == (
+        "Niveko Industries - Wikiverse: Niveko Industries is a company in the textiles"
+    )
+    # A list item; a name that opens its piece is quoted with the whole piece.
+    assert evidence_quote(VISIT, ["1931"]) == (
+        "[Dogame Labs](https://o.org/d): biotechnology company, founded 1931"
+    )
+    assert evidence_quote(VISIT, ["Jonas Koropas"]) == (
+        "[Jonas Koropas](https://o.org/jk) is the founder."
+    )
+    assert evidence_quote(VISIT, ["1850"]) is None  # not stated: no quote
+    assert evidence_quote(VISIT, ["1903"], max_chars=20) is None  # too long to quote
+
+
+def test_quoting_teacher_answers_with_its_quotes_last_words(world_env: Any) -> None:
+    url, tasks = world_env
+    config = TeacherConfig(require_grounded=True, quote=QUOTE_TEMPLATE)
+    result = _teach(url, tasks, config)
+    plain = _teach(url, tasks, TeacherConfig(require_grounded=True))
+    assert [t.task_id for t in result.trajectories] == [t.task_id for t in plain.trajectories]
+    quoted = 0
+    for traj in result.trajectories:
+        think = parse_assistant_turn(traj.messages[6]["content"]).think
+        quote = evidence_quote(traj.messages[5]["content"], traj.gold_answers)
+        if quote is None:
+            assert think == config.conclude
+            continue
+        quoted += 1
+        assert think == QUOTE_TEMPLATE.format(quote=quote) and quote in traj.messages[5]["content"]
+        assert traj.correct and traj.answer is not None
+        assert quote.endswith(traj.answer) or quote.startswith(("[", traj.answer))
+    assert quoted >= len(result.trajectories) // 2
+    # Teacher data written before quotes existed keeps its key; quoting data gets another.
+    assert "quote" not in sft_params(tasks, TeacherConfig())["teacher"]
+    assert sft_params(tasks, config) != sft_params(tasks, TeacherConfig(require_grounded=True))
 
 
 def test_wrong_or_ungrounded_trajectories_are_dropped(world_env: Any) -> None:
