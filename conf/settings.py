@@ -460,6 +460,9 @@ class PipelineConfig(Section):
     # The teacher's concluding thought quotes the visited page up to the answer ("The page says:
     # ... was established in 1903"), so the policy's answer is a copy of its own last words.
     teacher_quotes: bool = False
+    # The teacher writes its answer as the visited page spells it, space before it included, so
+    # the answer's tokens are the page's (rl.teacher.TeacherConfig.answer_as_page).
+    teacher_answers_as_page: bool = False
     # More SFT data: the teacher also solves every task synthesized on this many OTHER worlds
     # (seeds `flows.reproduce.teacher_world_seed`, never a demo or pretraining world; each
     # with its own local web and env_service), so a small policy sees thousands of different

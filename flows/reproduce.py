@@ -34,7 +34,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -44,6 +44,9 @@ from conf import Settings, load_settings
 from conf.settings import PIPELINE_STAGES
 from data_catalog import Catalog, Manifest
 from tasks.synthesis.schema import TaskRecord
+
+if TYPE_CHECKING:
+    from rl.teacher import TeacherConfig
 
 STAGES = PIPELINE_STAGES
 STATE_FILE = "reproduce-state.json"
@@ -193,6 +196,18 @@ def teacher_pool(settings: Settings, pool: list[TaskRecord]) -> list[TaskRecord]
     return pool[: p.teacher_tasks] if p.teacher_tasks else pool
 
 
+def teacher_config(settings: Settings) -> TeacherConfig:
+    """How the oracle teacher writes its trajectories under these settings."""
+    from rl.teacher import QUOTE_TEMPLATE, TeacherConfig
+
+    p = settings.pipeline
+    # The date the policy's prompts will carry (rl.date, else today), so SFT sees its prompt.
+    return TeacherConfig(date=settings.rl.date or dt.date.today().isoformat(),
+                         top_k=settings.env_service.top_k, require_grounded=p.teacher_grounded,
+                         quote=QUOTE_TEMPLATE if p.teacher_quotes else None,
+                         answer_as_page=p.teacher_answers_as_page)  # fmt: skip
+
+
 @task(name="teacher_sft_data", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)
 def teacher_sft_data(
     settings_json: str, tasks_version: str, world_web_dir: str | None = None
@@ -204,8 +219,6 @@ def teacher_sft_data(
     from flows.filter_difficulty import read_tasks, training_pool
     from rl.judge import judge_from_settings
     from rl.teacher import (
-        QUOTE_TEMPLATE,
-        TeacherConfig,
         find_sft_data,
         sft_params,
         teacher_trajectories,
@@ -223,11 +236,7 @@ def teacher_sft_data(
         pool = read_tasks(catalog, manifest)
     if not pool:
         raise ValueError(f"tasks_filtered {tasks_version} has no training tasks for the teacher")
-    # The date the policy's prompts will carry (rl.date, else today), so SFT sees its prompt.
-    config = TeacherConfig(date=settings.rl.date or dt.date.today().isoformat(),
-                           top_k=settings.env_service.top_k,
-                           require_grounded=settings.pipeline.teacher_grounded,
-                           quote=QUOTE_TEMPLATE if settings.pipeline.teacher_quotes else None)  # fmt: skip
+    config = teacher_config(settings)
     params = sft_params(pool, config)
     found = find_sft_data(catalog, [manifest], params)
     if found is not None:

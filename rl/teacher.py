@@ -72,6 +72,12 @@ class TeacherConfig:
     # (`evidence_quote`) when the visited text states it, e.g. "The page says: Niveko Industries
     # was established in 1903"; the answer is then the quote's last words. None: `conclude`.
     quote: str | None = None
+    # Write the answer as the visited text spells it, with the space before it when the text has
+    # one ("<answer> August 8, 1988</answer>"): the byte-level tokenizer splits a word that
+    # follows a space into other tokens than one that opens the answer (" August" vs "A", "ug",
+    # "ust"), so only then can the policy's answer copy the page's tokens. The parsed answer
+    # is the same (stripped).
+    answer_as_page: bool = False
 
 
 @dataclass
@@ -132,6 +138,20 @@ def evidence_quote(
         found = [q for q in found if len(q) <= max_chars]
         if found:
             return min(found, key=len)
+    return None
+
+
+def page_spelling(text: str, answers: Sequence[str]) -> str | None:
+    """The first gold answer as `text` spells it (case-insensitive match), with a leading space
+    when the text has whitespace before it; None when no answer occurs verbatim. A visit's
+    header (which repeats the goal) is skipped."""
+    text = text.split(" as follows: ", 1)[-1]
+    lower = text.lower()
+    for answer in answers:
+        at = lower.find(answer.lower()) if answer else -1
+        if at >= 0:
+            spelled = text[at : at + len(answer)]
+            return f" {spelled}" if at > 0 and text[at - 1].isspace() else spelled
     return None
 
 
@@ -205,7 +225,10 @@ async def teacher_episode(
         tail = next((a for a in task.answers if quote.lower().endswith(a.lower())), None)
         if tail is not None:
             answer = quote[len(quote) - len(tail) :]  # as the page writes it
-    say(2, render_assistant_turn(conclude, answer=answer))
+    written = answer
+    if config.answer_as_page and (spelled := page_spelling(page_text, task.answers)):
+        written, answer = spelled, spelled.strip()
+    say(2, render_assistant_turn(conclude, answer=written))
 
     traj.answer, traj.termination = answer, "answer"
     verdict = await judge.score(task.question, answer, task.answers)
@@ -264,8 +287,9 @@ def sft_params(
     """The parameters an `sft_data` version is keyed on: the teacher's config and the tasks."""
     ids = "\n".join(t.id for t in tasks)
     teacher = asdict(config)
-    if teacher["quote"] is None:  # the key of teacher data written before quotes existed
-        del teacher["quote"]
+    for name, off in (("quote", None), ("answer_as_page", False)):
+        if teacher[name] == off:  # the key of teacher data written before the option existed
+            del teacher[name]
     return {
         "teacher": teacher,
         "tasks": hashlib.sha256(ids.encode()).hexdigest()[:16],

@@ -199,6 +199,21 @@ def test_constant_guess_is_the_commonest_answers_score(tmp_path: Path):
     assert guess_rows[1] == ["guess", "0.500", "0.500"]  # direct_retrieval, enumeration
 
 
+def test_teacher_options_reach_the_teacher(tmp_path: Path):
+    """`pipeline.teacher_quotes` / `teacher_answers_as_page` / `teacher_grounded` and the
+    service's top_k and the policy's date make the teacher's config (and so its data's key)."""
+    from flows.reproduce import teacher_config
+    from rl.teacher import QUOTE_TEMPLATE, TeacherConfig
+
+    plain = teacher_config(load_settings("local", [f"data_root={tmp_path}", "rl.date=2025-03-04"]))
+    assert plain == TeacherConfig(date="2025-03-04", top_k=plain.top_k)
+    reading = teacher_config(load_settings("demo", [
+        f"data_root={tmp_path}", "pipeline.teacher_quotes=true",
+        "pipeline.teacher_answers_as_page=true"]))  # fmt: skip
+    assert reading.quote == QUOTE_TEMPLATE and reading.answer_as_page and reading.require_grounded
+    assert (reading.date, reading.top_k) == ("2025-01-01", 3)
+
+
 def test_the_teacher_can_leave_the_probed_tasks_to_rl(tmp_path: Path):
     """`pipeline.teacher_skips_probed`: the teacher demonstrates only training tasks the
     difficulty probe does not roll out, so RL's tasks are ones SFT never showed."""

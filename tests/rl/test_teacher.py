@@ -17,13 +17,14 @@ from env_service.app import create_app
 from env_service.client import EnvClient
 from literesearcher.testing import serve_app
 from literesearcher.world import generate_world
-from rl.judge import Judge
+from rl.judge import Judge, normalize_answer
 from rl.protocol import extract_answer, parse_assistant_turn, render_raw, render_tool_turn
 from rl.teacher import (
     QUOTE_TEMPLATE,
     TeacherConfig,
     choose_visit,
     evidence_quote,
+    page_spelling,
     grounded,
     merge_sft_data,
     read_sft_messages,
@@ -174,6 +175,31 @@ def test_evidence_quote_cuts_the_shortest_stating_piece_after_the_answer() -> No
     )
     assert evidence_quote(VISIT, ["1850"]) is None  # not stated: no quote
     assert evidence_quote(VISIT, ["1903"], max_chars=20) is None  # too long to quote
+
+
+def test_page_spelling_keeps_the_space_the_page_puts_before_the_answer() -> None:
+    assert page_spelling(VISIT, ["1903"]) == " 1903"
+    assert page_spelling(VISIT, ["tigeto systems"]) == "Tigeto Systems"  # opens a link: no space
+    assert page_spelling(VISIT, ["In what year"]) is None  # the header's goal is not the page
+    assert page_spelling(VISIT, ["1850"]) is None
+
+
+def test_answers_as_page_tokenize_as_the_page_and_parse_the_same(world_env: Any) -> None:
+    url, tasks = world_env
+    config = TeacherConfig(require_grounded=True, answer_as_page=True)
+    result = _teach(url, tasks, config)
+    plain = _teach(url, tasks, TeacherConfig(require_grounded=True))
+    assert len(result.trajectories) == len(plain.trajectories) > 0
+    spaced = 0
+    for traj, before in zip(result.trajectories, plain.trajectories, strict=True):
+        written = traj.messages[6]["content"].split("<answer>", 1)[1].removesuffix("</answer>")
+        assert written == page_spelling(traj.messages[5]["content"], traj.gold_answers)
+        assert traj.answer == written.strip() and traj.correct
+        assert normalize_answer(traj.answer) == normalize_answer(before.answer or "")
+        spaced += written.startswith(" ")
+    assert spaced > 0
+    assert sft_params(tasks, config) != sft_params(tasks, TeacherConfig(require_grounded=True))
+    assert "answer_as_page" not in sft_params(tasks, TeacherConfig())["teacher"]
 
 
 def test_quoting_teacher_answers_with_its_quotes_last_words(world_env: Any) -> None:
