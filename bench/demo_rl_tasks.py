@@ -111,6 +111,7 @@ def main() -> None:
             print(f"    {cap:<20} {answer!s:<28} {n}/{k} {mark}")
 
     print("\n## evaluations")
+    tasks = heldout_tasks(con, catalog)
     for folder, m in manifests(catalog, "rollouts"):
         params = m.get("params", {})
         if params.get("purpose") != "eval":
@@ -134,7 +135,6 @@ def main() -> None:
               f" k {k}: correct {correct}/{total}, malformed {malformed}, with a failed tool call "
               f"{failed}, questions solved partly {partly}, always {per_q.get(k, 0)}")  # fmt: skip
 
-        tasks = heldout_tasks(con, catalog)
         rows = con.execute(
             "select task_id, correct, termination, messages from read_parquet(?)", [files]
         ).fetchall()  # fmt: skip

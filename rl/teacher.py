@@ -116,6 +116,17 @@ QUOTE_MAX_CHARS = 200
 QUOTE_TEMPLATE = "The page says: {quote}"  # TeacherConfig.quote with pipeline.teacher_quotes
 
 
+def find_answer(text: str, answers: Sequence[str]) -> tuple[int, str] | None:
+    """(where, which) for the first gold answer, in `answers` order, that `text` contains
+    verbatim (case-insensitive); None when none does."""
+    lower = text.lower()
+    for answer in answers:
+        at = lower.find(answer.lower()) if answer else -1
+        if at >= 0:
+            return at, answer
+    return None
+
+
 def evidence_quote(
     text: str, answers: Sequence[str], max_chars: int = QUOTE_MAX_CHARS
 ) -> str | None:
@@ -130,11 +141,9 @@ def evidence_quote(
         found: list[str] = []
         for piece in _PIECE_BREAK.split(section):
             piece = piece.strip()
-            for answer in answers:
-                at = piece.lower().find(answer.lower()) if answer else -1
-                if at >= 0:  # an answer that opens its piece is quoted with the whole piece
-                    found.append(piece[: at + len(answer)] if at > 1 else piece)
-                    break
+            if (hit := find_answer(piece, answers)) is not None:
+                at, answer = hit  # an answer that opens its piece is quoted with the whole piece
+                found.append(piece[: at + len(answer)] if at > 1 else piece)
         found = [q for q in found if len(q) <= max_chars]
         if found:
             return min(found, key=len)
@@ -146,13 +155,11 @@ def page_spelling(text: str, answers: Sequence[str]) -> str | None:
     when the text has whitespace before it; None when no answer occurs verbatim. A visit's
     header (which repeats the goal) is skipped."""
     text = text.split(" as follows: ", 1)[-1]
-    lower = text.lower()
-    for answer in answers:
-        at = lower.find(answer.lower()) if answer else -1
-        if at >= 0:
-            spelled = text[at : at + len(answer)]
-            return f" {spelled}" if at > 0 and text[at - 1].isspace() else spelled
-    return None
+    if (hit := find_answer(text, answers)) is None:
+        return None
+    at, answer = hit
+    spelled = text[at : at + len(answer)]
+    return f" {spelled}" if at > 0 and text[at - 1].isspace() else spelled
 
 
 def grounded(answers: Sequence[str], texts: Sequence[str]) -> bool:
