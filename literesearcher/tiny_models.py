@@ -18,7 +18,7 @@ import itertools
 import json
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -116,10 +116,15 @@ class TinySizes:
     pretrain_copy_tokens: int = 2048
     pretrain_copy_lr: float = 1e-3  # constant after a 30-step warm-up, no weight decay
     # 1: both phases' forward passes under bf16 autocast (weights and optimizer stay fp32),
-    # ~1.3x per step on a CPU with AVX512-BF16/AMX (docs/BENCHMARKS.md).
+    # ~1.3x per step on a CPU with AVX512-BF16/AMX (docs/BENCHMARKS.md); 0: fp32; -1 (auto):
+    # bf16 where the CPU computes it natively, else fp32 (emulated bf16 is ~20x slower there).
+    # The catalog keys the models by the resolved value (`resolved()`): they differ.
     pretrain_bf16: int = 0
 
     def __post_init__(self) -> None:
+        if self.pretrain_bf16 not in (-1, 0, 1):
+            raise ValueError(f"pretrain_bf16 is 0 (fp32), 1 (bf16 autocast) or -1 (auto: bf16 "
+                             f"where the CPU has it natively), got {self.pretrain_bf16}")  # fmt: skip
         if self.pretrain_copy_steps:
             start, end = self.copy_start_len, self.pretrain_copy_seq_len
             if min(start, end) < 16:
@@ -153,6 +158,14 @@ class TinySizes:
         if unknown:
             raise ValueError(f"pipeline.policy_sizes: unknown TinySizes fields {sorted(unknown)}")
         return cls(**overrides)
+
+    def resolved(self) -> TinySizes:
+        """These sizes with `pretrain_bf16` -1 (auto) made 1 or 0 for this machine's CPU."""
+        if self.pretrain_bf16 != -1:
+            return self
+        from rl.backends.local_hf import native_cpu_bf16
+
+        return replace(self, pretrain_bf16=int(native_cpu_bf16()))
 
     @property
     def copy_start_len(self) -> int:
@@ -260,7 +273,7 @@ def build_tiny_policy(
         Qwen3ForCausalLM,
     )
 
-    out_dir = Path(out_dir)
+    out_dir, sizes = Path(out_dir), sizes.resolved()
     texts = corpus_sample if corpus_sample is not None else world_sample(seed, sizes.sample_pages)
     texts = itertools.chain(texts, protocol_sample(seed, sizes.protocol_pages))
     raw = _train_bpe(texts, sizes.vocab_size, CHAT_SPECIAL)
@@ -639,7 +652,7 @@ def build_tiny_embedder(
     from tokenizers import processors
     from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaModel
 
-    out_dir = Path(out_dir)
+    out_dir, sizes = Path(out_dir), sizes.resolved()
     texts = corpus_sample if corpus_sample is not None else world_sample(seed, sizes.sample_pages)
     raw = _train_bpe(texts, sizes.vocab_size, XLMR_SPECIAL)
     bos, eos = raw.token_to_id("<s>"), raw.token_to_id("</s>")
@@ -693,7 +706,7 @@ def build_tiny_models(
 ) -> dict[str, Path]:
     """Both tiny models under `out_dir` (`tiny-policy/`, `tiny-bge-m3/`), one shared sample;
     `progress(step, loss)` follows the policy's pretraining."""
-    out_dir = Path(out_dir)
+    out_dir, sizes = Path(out_dir), sizes.resolved()
     sample = list(itertools.islice(world_sample(seed, sizes.sample_pages), sizes.sample_pages))
     return {
         "policy": build_tiny_policy(out_dir / POLICY_DIR, seed=seed, corpus_sample=sample,
@@ -710,7 +723,9 @@ def tiny_models_in_catalog(
     sizes: TinySizes = DEFAULT_SIZES,
     progress: Callable[[int, float], None] | None = None,
 ) -> Manifest:
-    """The `tiny_models` dataset version for (seed, sizes): built once, then found."""
+    """The `tiny_models` dataset version for (seed, sizes): built once, then found (keyed by
+    the sizes `resolved()` for this machine)."""
+    sizes = sizes.resolved()
     params = {"seed": seed, **asdict(sizes)}
     found = catalog.find("tiny_models", catalog.key("tiny_models", params=params,
                                                     code_version=CODE_VERSION))  # fmt: skip

@@ -28,16 +28,23 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def native_cpu_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere PyTorch emulates
+    it, and bf16 autocast is slower than fp32 (on an AVX2-only AMD EPYC, 20x per pretraining
+    step; docs/BENCHMARKS.md "Session 12")."""
+    import torch
+
+    probes = [getattr(torch.cpu, name, None)
+              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]  # fmt: skip
+    return any(probe is not None and probe() for probe in probes)
+
+
 def warn_unless_native_bf16(device: str, what: str) -> None:
     """Warn when `what` asks for bf16 autocast on a CPU without AVX512-BF16 (nor AMX), where
     bf16 is emulated and slower than fp32."""
     import torch
 
-    if torch.device(device).type != "cpu":
-        return
-    probes = [getattr(torch.cpu, name, None)
-              for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]  # fmt: skip
-    if any(probe is not None and probe() for probe in probes):
+    if torch.device(device).type != "cpu" or native_cpu_bf16():
         return
     logging.getLogger(__name__).warning(
         "%s: bf16 autocast on a CPU without AVX512-BF16/AMX is emulated and likely slower "

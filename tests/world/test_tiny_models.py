@@ -391,3 +391,35 @@ def test_sizes_from_overrides_apply_known_fields_and_name_unknown_ones():
     assert sizes.policy_layers == DEFAULT_SIZES.policy_layers
     with pytest.raises(ValueError, match=r"unknown TinySizes fields \['policy_hiden'\]"):
         TinySizes.from_overrides({"policy_hiden": 128})
+
+
+def test_pretrain_bf16_auto_resolves_by_the_cpu_and_keys_the_models_by_the_result(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """-1 (auto) is bf16 only where the CPU computes it natively; the catalog key is the one of
+    the resolved value, so an auto build is found by an explicit 0/1 lookup and vice versa."""
+    from data_catalog import Catalog
+    from literesearcher.tiny_models import CODE_VERSION, TinySizes
+
+    auto = TinySizes(pretrain_bf16=-1)
+    for native in (False, True):
+        for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+            monkeypatch.setattr(torch.cpu, name, lambda native=native: native, raising=False)
+        assert auto.resolved().pretrain_bf16 == int(native)
+    assert TinySizes(pretrain_bf16=1).resolved().pretrain_bf16 == 1  # explicit values stay
+    assert TinySizes(pretrain_bf16=0).resolved().pretrain_bf16 == 0
+    with pytest.raises(ValueError, match=r"pretrain_bf16 is 0 \(fp32\), 1 .* got 2"):
+        TinySizes(pretrain_bf16=2)
+
+    # with native bf16 (the last patch above), an auto lookup finds the models built with 1
+    from dataclasses import asdict
+
+    import literesearcher.tiny_models as tm
+
+    catalog = Catalog(tmp_path / "catalog")
+    params = {"seed": 0, **asdict(TinySizes(pretrain_bf16=1))}
+    with catalog.create("tiny_models", params=params, code_version=CODE_VERSION) as w:
+        (w.path / "marker").write_text("built with bf16")
+    monkeypatch.setattr(tm, "build_tiny_models", lambda *a, **k: pytest.fail("rebuilt"))
+    found = tm.tiny_models_in_catalog(catalog, seed=0, sizes=auto)
+    assert (catalog.path(found) / "marker").read_text() == "built with bf16"
