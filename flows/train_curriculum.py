@@ -48,8 +48,11 @@ CHECKPOINTS = "checkpoints"
 STAGE_DATA = "curriculum_stage"
 SFT_DATA = "sft_data"
 SFT = "sft"
-# The `curriculum.local` fields the SFT loop reads (`rl.trainer.local_stage.sft_loop_config`).
-SFT_LOCAL_FIELDS = {"device", "save_every", "keep_last", "weight_decay"}
+# The `curriculum.local` fields the SFT loop reads (`rl.trainer.local_stage.sft_loop_config`)
+# that change its weights; how often a loop saves and how many saves it keeps do not, so
+# neither is in a stage's key (a GRPO stage's key has every other `curriculum.local` field).
+SFT_LOCAL_FIELDS = {"device", "weight_decay"}
+LOCAL_FIELDS_NOT_IN_KEYS = {"save_every", "keep_last"}
 METRIC_PREFIX = "train/"  # OpenRLHF's TensorBoard tags use the same prefix
 ARTIFACT_PATH = "checkpoint"
 # Only the HF model goes into a checkpoints version: optimizer and RNG states stay in the
@@ -169,7 +172,9 @@ def stage_spec(
         # SFT's key holds only the local loop fields SFT reads: a GRPO-only knob (ppo_epochs,
         # micro_batch_size, dynamic_filtering_max_rounds, ...) must not retrain the cold start.
         fields = SFT_LOCAL_FIELDS if stage == SFT else None
-        config["local"] = cur.local.model_dump(mode="json", include=fields)
+        config["local"] = cur.local.model_dump(
+            mode="json", include=fields, exclude=LOCAL_FIELDS_NOT_IN_KEYS
+        )
     params = {
         "curriculum": curriculum,
         "stage": stage,

@@ -445,7 +445,8 @@ def test_openrlhf_curriculum_runs_each_stage_as_a_ray_job(
 
 def test_sft_key_ignores_grpo_only_local_fields(tiny_policy: Path, tmp_path: Path) -> None:
     """An RL-only knob (ppo_epochs, dynamic_filtering_max_rounds) must not retrain the SFT cold
-    start; a field the SFT loop reads (weight_decay) does."""
+    start; a field the SFT loop reads (weight_decay) does; how often a loop saves and how many
+    saves it keeps retrain neither (the weights are the same)."""
     from datetime import UTC, datetime
 
     data = Manifest(name="sft_data", version="v1", key="k", content_digest="d",
@@ -462,6 +463,7 @@ def test_sft_key_ignores_grpo_only_local_fields(tiny_policy: Path, tmp_path: Pat
                            "curriculum.local.dynamic_filtering_max_rounds=2")  # fmt: skip
     assert sft_rl == sft and grpo_rl != grpo
     assert keys("curriculum.local.weight_decay=0.1")[0] != sft
+    assert keys("curriculum.local.save_every=3", "curriculum.local.keep_last=5") == (sft, grpo)
 
 
 def test_rl_stage_key_ignores_the_evaluation_sampling(tiny_policy: Path, tmp_path: Path) -> None:
