@@ -10,9 +10,11 @@ on (capability, gold answer, correct of k, demonstrated or not). For each evalua
 with `purpose: eval`) it prints correct episodes, malformed endings, episodes with a failed
 tool call, and how many questions were solved partly (1..k-1 of k) and always; then, per
 capability, where its episodes stopped on the way to a correct answer: the episode ended
-malformed; no search result listed an evidence page; one was listed but the policy visited none;
-it visited one but the page text did not contain the gold answer; the text did and the answer was
-still wrong; correct.
+malformed; no search result listed an evidence page; one was listed but the policy's first visit
+went to another listed result (`other_result`), to a URL no search listed (`bad_url`: a URL
+miscopied from the results), or it visited nothing (`no_visit`); it visited an evidence page but
+the page text did not contain the gold answer; the text did and the answer was still wrong;
+correct.
 
 Everything is read-only: DuckDB over the catalog's Parquet files.
 """
@@ -31,7 +33,9 @@ import duckdb
 from rl.teacher import grounded
 
 _VISITED = re.compile(r"The useful information in (\S+) for user goal")
-STEPS = ("malformed", "not_listed", "not_visited", "not_in_page", "misread", "correct")
+STEPS = ("malformed", "not_listed", "other_result", "bad_url", "no_visit", "not_in_page",
+         "misread", "correct")  # fmt: skip
+_LISTED = re.compile(r"^\d+\. \[[^\n]*\]\((\S+)\)$", re.MULTILINE)
 
 
 def failure_step(row: dict[str, Any], task: dict[str, Any]) -> str:
@@ -48,7 +52,10 @@ def failure_step(row: dict[str, Any], task: dict[str, Any]) -> str:
     pages = [t for t in tools if _VISITED.search(t)]
     visited = [p for p in pages if set(_VISITED.findall(p)) & evidence]
     if not visited:
-        return "not_visited"
+        urls = [u for p in pages for u in _VISITED.findall(p)]
+        if not urls:
+            return "no_visit"
+        return "other_result" if urls[0] in _LISTED.findall(searches) else "bad_url"
     if not grounded(task["answers"], visited):
         return "not_in_page"
     return "misread"
