@@ -463,6 +463,10 @@ class PipelineConfig(Section):
     # The teacher writes its answer as the visited page spells it, space before it included, so
     # the answer's tokens are the page's (rl.teacher.TeacherConfig.answer_as_page).
     teacher_answers_as_page: bool = False
+    # 0: the teacher visits an evidence page (its choice, which the policy cannot see the reason
+    # for); N: it visits the top N search results in one call, in rank order, and answers from
+    # whichever states the answer (rl.teacher.TeacherConfig.visit_results).
+    teacher_visits_results: int = Field(0, ge=0)
     # More SFT data: the teacher also solves every task synthesized on this many OTHER worlds
     # (seeds `flows.reproduce.teacher_world_seed`, never a demo or pretraining world; each
     # with its own local web and env_service), so a small policy sees thousands of different

@@ -205,7 +205,8 @@ def teacher_config(settings: Settings) -> TeacherConfig:
     return TeacherConfig(date=settings.rl.date or dt.date.today().isoformat(),
                          top_k=settings.env_service.top_k, require_grounded=p.teacher_grounded,
                          quote=QUOTE_TEMPLATE if p.teacher_quotes else None,
-                         answer_as_page=p.teacher_answers_as_page)  # fmt: skip
+                         answer_as_page=p.teacher_answers_as_page,
+                         visit_results=p.teacher_visits_results)  # fmt: skip
 
 
 @task(name="teacher_sft_data", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5)

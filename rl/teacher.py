@@ -78,6 +78,12 @@ class TeacherConfig:
     # "ust"), so only then can the policy's answer copy the page's tokens. The parsed answer
     # is the same (stripped).
     answer_as_page: bool = False
+    # 0: visit an evidence page (`choose_visit`); N: visit the top N search results in one call,
+    # in rank order, whether or not an evidence page is among them, so the policy learns a
+    # choice it can make from what it sees (which result states the answer is not shown
+    # before the visit) and never a URL the search did not list.
+    visit_results: int = 0
+    pick_results: str = "I will read the top {n} results."
 
 
 @dataclass
@@ -217,10 +223,19 @@ async def teacher_episode(
     search_args = {"query": [task.question]}
     say(0, render_assistant_turn(config.plan, [{"name": "search", "arguments": search_args}]))
     shown_text = await tool(0, "search", search_args)
-    urls, rank, how = choose_visit(task, search_result_urls(shown_text), config.visit_urls)
-    if not urls:
-        return None, how
-    think = config.pick.format(rank=rank) if rank is not None else config.pick_unlisted
+    shown = search_result_urls(shown_text)
+    if config.visit_results:
+        urls = shown[: config.visit_results]  # the search already left the masked pages out
+        evidence = set(task.evidence_urls) - set(task.mask_urls)
+        how = "top_results" if evidence & set(urls) else "top_results_no_evidence"
+        if not urls:
+            return None, "nothing_to_visit"
+        think = config.pick_results.format(n=len(urls))
+    else:
+        urls, rank, how = choose_visit(task, shown, config.visit_urls)
+        if not urls:
+            return None, how
+        think = config.pick.format(rank=rank) if rank is not None else config.pick_unlisted
     visit_args = {"url": urls, "goal": task.question}
     say(1, render_assistant_turn(think, [{"name": "visit", "arguments": visit_args}]))
     page_text = await tool(1, "visit", visit_args)
@@ -294,9 +309,11 @@ def sft_params(
     """The parameters an `sft_data` version is keyed on: the teacher's config and the tasks."""
     ids = "\n".join(t.id for t in tasks)
     teacher = asdict(config)
-    for name, off in (("quote", None), ("answer_as_page", False)):
+    for name, off in (("quote", None), ("answer_as_page", False), ("visit_results", 0)):
         if teacher[name] == off:  # the key of teacher data written before the option existed
             del teacher[name]
+    if not config.visit_results:
+        del teacher["pick_results"]  # not used
     return {
         "teacher": teacher,
         "tasks": hashlib.sha256(ids.encode()).hexdigest()[:16],

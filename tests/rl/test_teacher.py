@@ -225,6 +225,27 @@ def test_quoting_teacher_answers_with_its_quotes_last_words(world_env: Any) -> N
     assert sft_params(tasks, config) != sft_params(tasks, TeacherConfig(require_grounded=True))
 
 
+def test_teacher_visiting_the_top_results_reads_only_urls_the_search_listed(
+    world_env: Any,
+) -> None:
+    """visit_results=N: one visit call to the top N results in rank order, never a URL the
+    search did not list (the evidence-page teacher visits unlisted evidence pages too)."""
+    url, tasks = world_env
+    config = TeacherConfig(require_grounded=True, visit_results=2, top_k=4)
+    result = _teach(url, tasks, config)
+    assert result.trajectories and result.stats["visit.top_results"] == len(result.trajectories)
+    for traj in result.trajectories:
+        turn = parse_assistant_turn(traj.messages[4]["content"])
+        assert turn.think == "I will read the top 2 results."
+        (call,) = turn.valid_calls
+        listed = search_result_urls(traj.messages[3]["content"])
+        assert call.name == "visit" and call.arguments["url"] == listed[:2]
+        assert grounded(traj.gold_answers, [traj.messages[5]["content"]]) and traj.correct
+    assert "visit_results" not in sft_params(tasks, TeacherConfig())["teacher"]
+    assert "pick_results" not in sft_params(tasks, TeacherConfig())["teacher"]
+    assert sft_params(tasks, config)["teacher"]["visit_results"] == 2
+
+
 def test_wrong_or_ungrounded_trajectories_are_dropped(world_env: Any) -> None:
     url, tasks = world_env
     # A gold answer that normalizes to nothing can never be judged correct.
