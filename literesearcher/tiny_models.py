@@ -117,7 +117,7 @@ class TinySizes:
     pretrain_copy_lr: float = 1e-3  # constant after a 30-step warm-up, no weight decay
     # 1: both phases' forward passes under bf16 autocast (weights and optimizer stay fp32),
     # ~1.3x per step on a CPU with AVX512-BF16/AMX (docs/BENCHMARKS.md); 0: fp32; -1 (auto):
-    # bf16 where the CPU computes it natively, else fp32 (emulated bf16 is ~20x slower there).
+    # bf16 where the CPU computes it natively, else fp32 (emulated bf16 was 16x slower on one).
     # The catalog keys the models by the resolved value (`resolved()`): they differ.
     pretrain_bf16: int = 0
 

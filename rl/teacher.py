@@ -226,10 +226,10 @@ async def teacher_episode(
     shown = search_result_urls(shown_text)
     if config.visit_results:
         urls = shown[: config.visit_results]  # the search already left the masked pages out
-        evidence = set(task.evidence_urls) - set(task.mask_urls)
-        how = "top_results" if evidence & set(urls) else "top_results_no_evidence"
         if not urls:
             return None, "nothing_to_visit"
+        evidence = set(task.evidence_urls) - set(task.mask_urls)
+        how = "top_results" if evidence & set(urls) else "top_results_no_evidence"
         think = config.pick_results.format(n=len(urls))
     else:
         urls, rank, how = choose_visit(task, shown, config.visit_urls)

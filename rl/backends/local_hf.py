@@ -30,7 +30,7 @@ def resolve_device(device: str) -> str:
 
 def native_cpu_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX); elsewhere PyTorch emulates
-    it, and bf16 autocast is slower than fp32 (on an AVX2-only AMD EPYC, 20x per pretraining
+    it, and bf16 autocast is slower than fp32 (on an AVX2-only AMD EPYC, 16x per pretraining
     step; docs/BENCHMARKS.md "Session 12")."""
     import torch
 

@@ -396,8 +396,8 @@ def test_sizes_from_overrides_apply_known_fields_and_name_unknown_ones():
 def test_pretrain_bf16_auto_resolves_by_the_cpu_and_keys_the_models_by_the_result(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ):
-    """-1 (auto) is bf16 only where the CPU computes it natively; the catalog key is the one of
-    the resolved value, so an auto build is found by an explicit 0/1 lookup and vice versa."""
+    """-1 (auto) is bf16 only where the CPU computes it natively; the catalog keys the models by
+    the resolved value, so on such a CPU an auto lookup finds the models built with 1."""
     from data_catalog import Catalog
     from literesearcher.tiny_models import CODE_VERSION, TinySizes
 
