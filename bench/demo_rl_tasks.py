@@ -30,12 +30,11 @@ from typing import Any
 
 import duckdb
 
-from rl.teacher import grounded
+from rl.teacher import grounded, search_result_urls
 
 _VISITED = re.compile(r"The useful information in (\S+) for user goal")
 STEPS = ("malformed", "not_listed", "other_result", "bad_url", "no_visit", "not_in_page",
          "misread", "correct")  # fmt: skip
-_LISTED = re.compile(r"^\d+\. \[[^\n]*\]\((\S+)\)$", re.MULTILINE)
 
 
 def failure_step(row: dict[str, Any], task: dict[str, Any]) -> str:
@@ -55,7 +54,7 @@ def failure_step(row: dict[str, Any], task: dict[str, Any]) -> str:
         urls = [u for p in pages for u in _VISITED.findall(p)]
         if not urls:
             return "no_visit"
-        return "other_result" if urls[0] in _LISTED.findall(searches) else "bad_url"
+        return "other_result" if urls[0] in search_result_urls(searches) else "bad_url"
     if not grounded(task["answers"], visited):
         return "not_in_page"
     return "misread"

@@ -706,7 +706,7 @@ def build_tiny_models(
 ) -> dict[str, Path]:
     """Both tiny models under `out_dir` (`tiny-policy/`, `tiny-bge-m3/`), one shared sample;
     `progress(step, loss)` follows the policy's pretraining."""
-    out_dir, sizes = Path(out_dir), sizes.resolved()
+    out_dir = Path(out_dir)
     sample = list(itertools.islice(world_sample(seed, sizes.sample_pages), sizes.sample_pages))
     return {
         "policy": build_tiny_policy(out_dir / POLICY_DIR, seed=seed, corpus_sample=sample,
