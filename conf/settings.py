@@ -479,7 +479,7 @@ class PipelineConfig(Section):
     # (literesearcher.tiny_models.TinySizes fields, e.g. policy_layers, or pretrain_steps for
     # the copy pretraining on another world's text) overridden here.
     base_model: str | None = None
-    policy_sizes: dict[str, int | float] = Field(default_factory=dict)
+    policy_sizes: dict[str, int | float | str] = Field(default_factory=dict)
     eval_k: int = Field(1, ge=1)  # samples per held-out question
 
 

@@ -60,6 +60,9 @@ CHAT_TEMPLATE = (
 )
 
 
+COPY_LOSSES = ("all", "copied")
+
+
 @dataclass(frozen=True)
 class TinySizes:
     vocab_size: int = 4096
@@ -115,6 +118,10 @@ class TinySizes:
     pretrain_copy_start_steps: int = 0
     pretrain_copy_tokens: int = 2048
     pretrain_copy_lr: float = 1e-3  # constant after a 30-step warm-up, no weight decay
+    # Which next tokens of the copy rows the loss covers: "all" (every position, a language
+    # model's loss) or "copied" (only the run's second writing, the one part of a row of random
+    # ids a model can predict; the LM head and softmax then run on ~1/4 of the positions).
+    pretrain_copy_loss: str = "all"
     # 1: both phases' forward passes under bf16 autocast (weights and optimizer stay fp32),
     # ~1.3x per step on a CPU with AVX512-BF16/AMX (docs/BENCHMARKS.md); 0: fp32; -1 (auto):
     # bf16 where the CPU computes it natively, else fp32 (emulated bf16 was 16x slower on one).
@@ -122,6 +129,9 @@ class TinySizes:
     pretrain_bf16: int = 0
 
     def __post_init__(self) -> None:
+        if self.pretrain_copy_loss not in COPY_LOSSES:
+            raise ValueError(f"pretrain_copy_loss must be one of {COPY_LOSSES}, "
+                             f"got {self.pretrain_copy_loss!r}")  # fmt: skip
         if self.pretrain_bf16 not in (-1, 0, 1):
             raise ValueError(f"pretrain_bf16 is 0 (fp32), 1 (bf16 autocast) or -1 (auto: bf16 "
                              f"where the CPU has it natively), got {self.pretrain_bf16}")  # fmt: skip
@@ -596,14 +606,30 @@ def _runs_accuracy(model: Any, runs: tuple[Any, Any] | None) -> tuple[float, flo
 
 
 def _lm_step(
-    model: Any, params: list[Any], opt: Any, sched: Any, rows: Any, bf16: bool = False
+    model: Any,
+    params: list[Any],
+    opt: Any,
+    sched: Any,
+    rows: Any,
+    bf16: bool = False,
+    targets: Any = None,
 ) -> float:
     """One causal-LM step on `rows` (gradients clipped to norm 1; the forward pass under bf16
-    autocast with `bf16`); returns the loss."""
+    autocast with `bf16`); returns the loss. `targets` (a bool mask like `rows`): the loss is
+    the mean over those tokens only, and the LM head runs only at the positions predicting
+    them (`token_logprobs`); None: every next token."""
     import torch
 
     with torch.autocast(rows.device.type, torch.bfloat16, enabled=bf16):
-        loss = model(input_ids=rows, labels=rows).loss
+        if targets is None:
+            loss = model(input_ids=rows, labels=rows).loss
+        else:
+            from rl.trainer.sequences import Batch, token_logprobs
+
+            batch = Batch(input_ids=rows, attention_mask=torch.ones_like(rows),
+                          loss_mask=targets.float())  # fmt: skip
+            logp, mask = token_logprobs(model, batch)
+            loss = -(logp * mask).sum() / mask.sum().clamp(min=1.0)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -632,8 +658,11 @@ def _pretrain_copying(
     done = 0
     for seq_len, steps in copy_schedule(sizes):
         for _ in range(steps):
-            rows, _ = random_copy_batch(vocab, sizes.pretrain_copy_tokens // seq_len, seq_len, gen)
-            loss_value = _lm_step(model, params, opt, sched, rows, bool(sizes.pretrain_bf16))
+            rows, copied = random_copy_batch(vocab, sizes.pretrain_copy_tokens // seq_len,
+                                             seq_len, gen)  # fmt: skip
+            targets = copied if sizes.pretrain_copy_loss == "copied" else None
+            loss_value = _lm_step(model, params, opt, sched, rows, bool(sizes.pretrain_bf16),
+                                  targets)  # fmt: skip
             done += 1
             if progress is not None:
                 progress(done, loss_value)
@@ -716,6 +745,16 @@ def build_tiny_models(
     }  # fmt: skip
 
 
+def catalog_params(seed: int, sizes: TinySizes) -> dict[str, Any]:
+    """The `tiny_models` catalog params of (seed, sizes): every field, but
+    `pretrain_copy_loss` only where it is not the default "all", so models built before the
+    option keep their key."""
+    params = {"seed": seed, **asdict(sizes)}
+    if params["pretrain_copy_loss"] == "all":
+        del params["pretrain_copy_loss"]
+    return params
+
+
 def tiny_models_in_catalog(
     catalog: Catalog,
     *,
@@ -726,7 +765,7 @@ def tiny_models_in_catalog(
     """The `tiny_models` dataset version for (seed, sizes): built once, then found (keyed by
     the sizes `resolved()` for this machine)."""
     sizes = sizes.resolved()
-    params = {"seed": seed, **asdict(sizes)}
+    params = catalog_params(seed, sizes)
     found = catalog.find("tiny_models", catalog.key("tiny_models", params=params,
                                                     code_version=CODE_VERSION))  # fmt: skip
     if found is not None:

@@ -26,6 +26,20 @@ def test_cluster_profile_extends_local_and_uses_servers():
     assert s.corpus.num_shards == load_settings("local", env={}).corpus.num_shards
 
 
+def test_demo_profile_policy_sizes_are_tiny_sizes_fields():
+    """The demo's `pipeline.policy_sizes` (numbers and the copy loss's name) make a valid
+    `TinySizes`, and a `--set` of a sizes field parses to its type."""
+    from literesearcher.tiny_models import TinySizes
+
+    s = load_settings("demo", env={})
+    sizes = TinySizes.from_overrides(s.pipeline.policy_sizes)
+    assert sizes.pretrain_copy_loss == "copied" and sizes.pretrain_copy_steps > 0
+    again = load_settings("demo", ["pipeline.policy_sizes.pretrain_copy_loss=all",
+                                   "pipeline.policy_sizes.pretrain_steps=7"], env={})  # fmt: skip
+    sizes = TinySizes.from_overrides(again.pipeline.policy_sizes)
+    assert (sizes.pretrain_copy_loss, sizes.pretrain_steps) == ("all", 7)
+
+
 def test_env_then_cli_overrides_take_precedence_and_parse_types():
     env = {"LITERESEARCHER__CORPUS__NUM_SHARDS": "3", "LITERESEARCHER__CACHE__ENABLED": "false"}
     s = load_settings("local", env=env)

@@ -330,6 +330,60 @@ def test_pretrain_bf16_runs_the_forward_pass_in_bf16_on_fp32_weights(tmp_path: P
     assert loss[True] == pytest.approx(loss[False], rel=0.02)
 
 
+def test_copied_loss_is_the_mean_over_the_copied_tokens_only(tmp_path: Path):
+    """`_lm_step` with `targets`: the loss is the language-model loss averaged over the masked
+    tokens alone (the LM head run only where they are predicted), and the step trains; an
+    unknown `pretrain_copy_loss` is a ValueError naming the choices."""
+    import copy
+
+    import torch.nn.functional as F
+    from transformers import AutoModelForCausalLM
+
+    from literesearcher.tiny_models import TinySizes, _lm_step, random_copy_batch
+
+    sizes = TinySizes(pretrain_pages=50, sample_pages=50, protocol_pages=5)
+    model = AutoModelForCausalLM.from_pretrained(build_tiny_policy(tmp_path / "p", seed=0,
+                                                                   sizes=sizes))  # fmt: skip
+    vocab = torch.arange(100, int(model.config.vocab_size))
+    rows, _ = random_copy_batch(vocab, 4, 64, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logp = model(input_ids=rows).logits[:, :-1].log_softmax(-1)
+    nll = -logp.gather(-1, rows[:, 1:, None]).squeeze(-1)
+    # targets: the tokens the fresh model finds hardest, so their mean is well off the mean
+    targets = torch.zeros_like(rows, dtype=torch.bool)
+    targets[:, 1:] = nll > nll.median()
+    expected = {"copied": float(nll[targets[:, 1:]].mean()),
+                "all": float(F.cross_entropy(logp.flatten(0, 1), rows[:, 1:].flatten()))}  # fmt: skip
+    assert expected["copied"] > expected["all"] + 0.05
+    for name, mask in (("all", None), ("copied", targets)):
+        m = copy.deepcopy(model)
+        params = list(m.parameters())
+        opt = torch.optim.AdamW(params, lr=1e-3)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0)
+        loss = _lm_step(m, params, opt, sched, rows, False, mask)
+        assert loss == pytest.approx(expected[name], rel=1e-5)
+        assert not torch.equal(m.lm_head.weight, model.lm_head.weight)  # it trained
+    with pytest.raises(ValueError, match=r"pretrain_copy_loss must be one of .*'some'"):
+        TinySizes(pretrain_copy_loss="some")
+
+
+def test_copy_phase_with_the_copied_loss_pretrains_under_its_own_key(tmp_path: Path):
+    """`pretrain_copy_loss="copied"` runs the copy phase (its recorded loss: the copied
+    tokens' mean) and keys the models apart from the default's, whose key has no such field."""
+    import json
+
+    from literesearcher.tiny_models import TinySizes, catalog_params
+
+    sizes = TinySizes(pretrain_copy_steps=6, pretrain_copy_seq_len=32, pretrain_copy_tokens=64,
+                      pretrain_pages=50, pretrain_seq_len=32, sample_pages=50, protocol_pages=5,
+                      pretrain_copy_loss="copied")  # fmt: skip
+    out = build_tiny_policy(tmp_path / "p", seed=0, sizes=sizes)
+    info = json.loads((out / "tiny_model.json").read_text())
+    assert info["pretrain"]["pretrain_copy_loss"] > 0
+    assert "pretrain_copy_loss" not in catalog_params(0, TinySizes())
+    assert catalog_params(0, sizes)["pretrain_copy_loss"] == "copied"
+
+
 def test_text_steps_split_their_copy_rows_between_text_and_uniform_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -418,6 +472,7 @@ def test_pretrain_bf16_auto_resolves_by_the_cpu_and_keys_the_models_by_the_resul
 
     catalog = Catalog(tmp_path / "catalog")
     params = {"seed": 0, **asdict(TinySizes(pretrain_bf16=1))}
+    del params["pretrain_copy_loss"]  # the default is not in the key (`catalog_params`)
     with catalog.create("tiny_models", params=params, code_version=CODE_VERSION) as w:
         (w.path / "marker").write_text("built with bf16")
     monkeypatch.setattr(tm, "build_tiny_models", lambda *a, **k: pytest.fail("rebuilt"))
