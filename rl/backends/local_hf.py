@@ -161,9 +161,9 @@ class LocalHFBackend:
 
         ids, mask = enc["input_ids"], enc["attention_mask"]
         width = ids.shape[1]
-        rows: list[Any] = []  # DynamicCache, its layers' keys/values set by the forward pass
+        rows = []
         for r in range(ids.shape[0]):
-            cache: Any = DynamicCache(config=self.model.config)
+            cache = DynamicCache(config=self.model.config)
             real = ids[r, mask[r].bool()][None, :-1]
             self.model(input_ids=real, past_key_values=cache, use_cache=True, logits_to_keep=1)
             rows.append(cache)
