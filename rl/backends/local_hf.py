@@ -65,7 +65,6 @@ class LocalHFBackend:
         max_batch: int = 8,
         batch_window_s: float = 0.002,
         max_pad_fraction: float = 0.15,
-        row_prefill: bool | None = None,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -92,13 +91,6 @@ class LocalHFBackend:
         self.max_batch = max_batch
         self.batch_window_s = batch_window_s
         self.max_pad_fraction = max_pad_fraction
-        # A batch's prompts prefilled one at a time (plain causal attention, no padding) and
-        # decoded together from the joined caches; None: on CPU, where a left-padded prefill's
-        # attention mask costs SDPA its causal skip (the same tokens, 1.7-1.85x per call on 16
-        # prompts; docs/BENCHMARKS.md "Session 13"). On a GPU one padded prefill is cheaper.
-        self.row_prefill = (
-            torch.device(self.device).type == "cpu" if row_prefill is None else row_prefill
-        )
         self._queue: list[tuple[str, SamplingParams, asyncio.Future[Generation]]] = []
         self._worker: asyncio.Task[None] | None = None
         self._count = tokenizer_counter(self.tokenizer)
@@ -151,33 +143,6 @@ class LocalHFBackend:
                 if not fut.done():
                     fut.set_result(gen)
 
-    def _prefill_rows(self, enc: Any) -> Any:
-        """The KV cache of every left-padded row of `enc` (each at least 2 tokens) but its last
-        token: each row prefilled alone, the caches joined left-padded with zeros (which the
-        attention mask hides), the cache `generate` would have after its own padded prefill;
-        it then runs only the last prompt token, at the position the mask gives each row."""
-        import torch
-        from transformers import DynamicCache
-
-        ids, mask = enc["input_ids"], enc["attention_mask"]
-        width = ids.shape[1]
-        rows = []
-        for r in range(ids.shape[0]):
-            cache = DynamicCache(config=self.model.config)
-            real = ids[r, mask[r].bool()][None, :-1]
-            self.model(input_ids=real, past_key_values=cache, use_cache=True, logits_to_keep=1)
-            rows.append(cache)
-        joined = DynamicCache(config=self.model.config)
-        for layer in range(len(rows[0].layers)):
-            keys, values = [], []
-            for cache in rows:
-                k, v = cache.layers[layer].keys, cache.layers[layer].values
-                pad = (0, 0, width - 1 - k.shape[-2], 0)
-                keys.append(torch.nn.functional.pad(k, pad))
-                values.append(torch.nn.functional.pad(v, pad))
-            joined.update(torch.cat(keys), torch.cat(values), layer)
-        return joined
-
     def generate_sync(self, prompt: str, params: SamplingParams) -> Generation:
         return self.generate_batch_sync([prompt], [params])[0]
 
@@ -210,12 +175,6 @@ class LocalHFBackend:
         with self._lock, torch.inference_mode():
             if params.seed is not None and len(prompts) == 1:
                 torch.manual_seed(params.seed)
-            if (
-                self.row_prefill
-                and len(prompts) > 1
-                and int(enc["attention_mask"].sum(1).min()) > 1
-            ):
-                kwargs["past_key_values"] = self._prefill_rows(enc)
             out = self.model.generate(**enc, **kwargs)
         latency = time.perf_counter() - t0
         width = enc["input_ids"].shape[1]

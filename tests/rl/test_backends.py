@@ -107,28 +107,6 @@ async def test_concurrent_requests_are_batched_with_the_same_greedy_output(
     assert [g.prompt_tokens for g in together] == [local.count_tokens(p) for p in prompts]
 
 
-def test_row_prefill_generates_what_one_padded_prefill_does(
-    local: LocalHFBackend, tiny_policy: Path
-) -> None:
-    """On CPU a batch's prompts are prefilled one at a time and decoded together
-    (`row_prefill`, the default there): the same tokens and logprobs as one left-padded
-    prefill, for prompts of very different lengths (so most of a row can be padding)."""
-    questions = ["Who?", "What is the capital of France, and since when? " * 8, "Name it."]
-    prompts = [render_raw(initial_messages(q, "2026-05-01")) for q in questions]
-    params = [SamplingParams(max_tokens=8, temperature=0.0, logprobs=True)] * 3
-    assert local.row_prefill
-    rows = local.generate_batch_sync(prompts, params)
-    local.row_prefill = False
-    try:
-        padded = local.generate_batch_sync(prompts, params)
-    finally:
-        local.row_prefill = True
-    assert [g.token_ids for g in rows] == [g.token_ids for g in padded]
-    for a, b in zip(rows, padded, strict=True):
-        assert a.logprobs == pytest.approx(b.logprobs, abs=1e-4)
-    assert not LocalHFBackend(tiny_policy, device="cpu", row_prefill=False).row_prefill
-
-
 async def test_episode_runs_with_the_local_tiny_policy(
     local: LocalHFBackend, tiny_policy: Path
 ) -> None:
