@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import tempfile
 import time
@@ -27,27 +26,20 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
-from conf import load_settings  # noqa: E402
-from literesearcher.tiny_models import (  # noqa: E402
-    TinySizes,
-    _lm_step,
-    build_tiny_policy,
+from bench.tiny_policy_bench import (  # noqa: E402
+    COPY_ACCURACY_KEYS,
+    copy_phase_stats,
+    demo_sizes,
+    fresh_policy,
 )
+from literesearcher.tiny_models import TinySizes, _lm_step  # noqa: E402
 
-COPY_KEYS = ("copy_phase_accuracy", "uniform_copy_accuracy_after_copy_phase",
-             "random_copy_accuracy_after_copy_phase", "pretrain_copy_loss")  # fmt: skip
-
-
-def demo_sizes() -> TinySizes:
-    settings = load_settings("demo", [f"data_root={tempfile.gettempdir()}/bf16-bench"])
-    return TinySizes.from_overrides(settings.pipeline.policy_sizes)
+COPY_KEYS = (*COPY_ACCURACY_KEYS, "pretrain_copy_loss")
 
 
 def step_times(sizes: TinySizes, steps: int, work: Path) -> dict[bool, float]:
     """Mean seconds per training step, fp32 (False) and bf16 autocast (True)."""
-    base = build_tiny_policy(work / "policy", seed=0, sizes=replace(sizes, pretrain_steps=0,
-                                                                     pretrain_copy_steps=0))  # fmt: skip
-    model = AutoModelForCausalLM.from_pretrained(base)
+    model = AutoModelForCausalLM.from_pretrained(fresh_policy(sizes, work / "policy"))
     vocab = int(model.config.vocab_size)
     rows = torch.randint(0, vocab, (sizes.pretrain_batch, sizes.pretrain_seq_len),
                          generator=torch.Generator().manual_seed(0))  # fmt: skip
@@ -69,14 +61,9 @@ def step_times(sizes: TinySizes, steps: int, work: Path) -> dict[bool, float]:
 
 
 def copy_phase(sizes: TinySizes, work: Path) -> dict[bool, dict[str, float]]:
-    out = {}
-    for bf16 in (False, True):
-        t0 = time.perf_counter()
-        path = build_tiny_policy(work / f"copy-{int(bf16)}", seed=0,
-                                 sizes=replace(sizes, pretrain_steps=0, pretrain_bf16=int(bf16)))  # fmt: skip
-        info = json.loads((path / "tiny_model.json").read_text())["pretrain"]
-        out[bf16] = {k: info[k] for k in COPY_KEYS} | {"seconds": time.perf_counter() - t0}
-    return out
+    return {bf16: copy_phase_stats(replace(sizes, pretrain_bf16=int(bf16)),
+                                   work / f"copy-{int(bf16)}", COPY_KEYS)
+            for bf16 in (False, True)}  # fmt: skip
 
 
 def main() -> None:

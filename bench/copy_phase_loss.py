@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import sys
 import tempfile
 import time
@@ -32,30 +31,25 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from transformers import AutoModelForCausalLM  # noqa: E402
 
-from conf import load_settings  # noqa: E402
+from bench.tiny_policy_bench import (  # noqa: E402
+    COPY_ACCURACY_KEYS,
+    copy_phase_stats,
+    demo_sizes,
+    fresh_policy,
+)
 from literesearcher.tiny_models import (  # noqa: E402
     COPY_LOSSES,
     TinySizes,
     _lm_step,
-    build_tiny_policy,
     copy_schedule,
     ordinary_ids,
     random_copy_batch,
 )
 
-COPY_KEYS = ("copy_phase_accuracy", "uniform_copy_accuracy_after_copy_phase",
-             "random_copy_accuracy_after_copy_phase")  # fmt: skip
-
-
-def demo_sizes() -> TinySizes:
-    settings = load_settings("demo", [f"data_root={tempfile.gettempdir()}/copy-loss-bench"])
-    return TinySizes.from_overrides(settings.pipeline.policy_sizes).resolved()
-
 
 def step_times(sizes: TinySizes, steps: int, work: Path) -> dict[int, dict[str, float]]:
     """Row length -> loss -> mean seconds per copy-phase step."""
-    base = build_tiny_policy(work / "policy", seed=0, sizes=replace(sizes, pretrain_steps=0,
-                                                                     pretrain_copy_steps=0))  # fmt: skip
+    base = fresh_policy(sizes, work / "policy")
     model = AutoModelForCausalLM.from_pretrained(base)
     from transformers import AutoTokenizer
 
@@ -86,14 +80,9 @@ def step_times(sizes: TinySizes, steps: int, work: Path) -> dict[int, dict[str, 
 
 
 def copy_phase(sizes: TinySizes, work: Path) -> dict[str, dict[str, float]]:
-    out = {}
-    for loss in COPY_LOSSES:
-        t0 = time.perf_counter()
-        path = build_tiny_policy(work / f"copy-{loss}", seed=0,
-                                 sizes=replace(sizes, pretrain_steps=0, pretrain_copy_loss=loss))  # fmt: skip
-        info = json.loads((path / "tiny_model.json").read_text())["pretrain"]
-        out[loss] = {k: info[k] for k in COPY_KEYS} | {"seconds": time.perf_counter() - t0}
-    return out
+    return {loss: copy_phase_stats(replace(sizes, pretrain_copy_loss=loss), work / f"copy-{loss}",
+                                   COPY_ACCURACY_KEYS)
+            for loss in COPY_LOSSES}  # fmt: skip
 
 
 def main() -> None:
@@ -103,7 +92,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.steps < 1:
         parser.error("--steps must be at least 1")
-    sizes = demo_sizes()
+    sizes = demo_sizes().resolved()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
           f"{sizes.pretrain_copy_tokens} tokens per step, "
           f"{'bf16 autocast' if sizes.pretrain_bf16 else 'fp32'}")  # fmt: skip

@@ -29,6 +29,7 @@ import torch  # noqa: E402
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from data_catalog import Catalog  # noqa: E402
+from literesearcher.tiny_models import POLICY_DIR  # noqa: E402
 from rl.teacher import read_sft_messages  # noqa: E402
 from rl.trainer.sequences import TokenizedEpisode, collate, token_logprobs, tokenize_episode  # noqa: E402
 
@@ -56,7 +57,7 @@ def main() -> None:
     models, data = catalog.latest("tiny_models"), catalog.latest("sft_data")
     if models is None or data is None:
         parser.error(f"{args.data_root} holds no tiny_models or sft_data: run the demo first")
-    policy = catalog.path(models) / "tiny-policy"
+    policy = catalog.path(models) / POLICY_DIR
     tokenizer = AutoTokenizer.from_pretrained(policy)
     model = AutoModelForCausalLM.from_pretrained(policy)
     messages = read_sft_messages(catalog, data)
