@@ -466,13 +466,10 @@ def test_pretrain_bf16_auto_resolves_by_the_cpu_and_keys_the_models_by_the_resul
         TinySizes(pretrain_bf16=2)
 
     # with native bf16 (the last patch above), an auto lookup finds the models built with 1
-    from dataclasses import asdict
-
     import literesearcher.tiny_models as tm
 
     catalog = Catalog(tmp_path / "catalog")
-    params = {"seed": 0, **asdict(TinySizes(pretrain_bf16=1))}
-    del params["pretrain_copy_loss"]  # the default is not in the key (`catalog_params`)
+    params = tm.catalog_params(0, TinySizes(pretrain_bf16=1))
     with catalog.create("tiny_models", params=params, code_version=CODE_VERSION) as w:
         (w.path / "marker").write_text("built with bf16")
     monkeypatch.setattr(tm, "build_tiny_models", lambda *a, **k: pytest.fail("rebuilt"))
