@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rl.backends.base import BackendError, Generation, SamplingParams
+from rl.backends.decoding import Decoded, decode, register_gqa_decode_attention
 from rl.protocol import Message
 from rl.tokens import tokenizer_counter
 
@@ -51,6 +52,11 @@ def warn_unless_native_bf16(device: str, what: str) -> None:
         "than fp32; turn it off there", what)  # fmt: skip
 
 
+# "compact": `rl.backends.decoding.decode` (finished rows leave the batch; grouped-query
+# attention without copying the cache); "generate": transformers' `generate`.
+DECODERS = ("compact", "generate")
+
+
 def _batch_key(p: SamplingParams) -> tuple[float, float, tuple[str, ...], bool]:
     return (p.temperature, p.top_p, p.stop, p.logprobs)
 
@@ -65,6 +71,7 @@ class LocalHFBackend:
         max_batch: int = 8,
         batch_window_s: float = 0.002,
         max_pad_fraction: float = 0.15,
+        decoder: str = "compact",
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -75,8 +82,14 @@ class LocalHFBackend:
         self.name = path.name
         self.device = resolve_device(device)
         self.tokenizer: Any = AutoTokenizer.from_pretrained(path)
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
+        self.decoder = decoder
         torch_dtype: Any = "auto" if dtype == "auto" else getattr(torch, dtype)
-        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
+        extra: dict[str, Any] = {}
+        if decoder == "compact":
+            extra["attn_implementation"] = register_gqa_decode_attention()
+        model: Any = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype, **extra)
         self.model: Any = model.to(self.device).eval()
         eos = {self.tokenizer.eos_token_id}
         for tok in ("<|im_end|>", "<|endoftext|>"):
@@ -149,8 +162,8 @@ class LocalHFBackend:
     def generate_batch_sync(
         self, prompts: list[str], params_list: list[SamplingParams]
     ) -> list[Generation]:
-        """One `generate` call for prompts sharing temperature, top_p, stops and logprobs;
-        each row is then cut to its own max_tokens. A seed applies to a batch of one only."""
+        """One batched decode for prompts sharing temperature, top_p, stops and logprobs, each
+        row cut to its own max_tokens. A seed applies to a batch of one only."""
         import torch
 
         params = params_list[0]
@@ -158,44 +171,21 @@ class LocalHFBackend:
         enc = self.tokenizer(
             prompts, add_special_tokens=False, return_tensors="pt", padding=True
         ).to(self.device)
-        do_sample = params.temperature > 0
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max(p.max_tokens for p in params_list),
-            "do_sample": do_sample,
-            "eos_token_id": self.eos_ids,
-            "pad_token_id": self.pad_id,
-            "return_dict_in_generate": True,
-            "output_logits": params.logprobs,
-        }
-        if do_sample:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
-        if params.stop:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         t0 = time.perf_counter()
         with self._lock, torch.inference_mode():
             if params.seed is not None and len(prompts) == 1:
                 torch.manual_seed(params.seed)
-            out = self.model.generate(**enc, **kwargs)
+            if self.decoder == "compact":
+                rows = self._decode_compact(enc, params_list)
+            else:
+                rows = self._decode_generate(enc, params_list)
         latency = time.perf_counter() - t0
-        width = enc["input_ids"].shape[1]
-        steps = None
-        if params.logprobs and out.logits:
-            steps = torch.stack(out.logits, dim=1).float().log_softmax(-1)  # (B, T, vocab)
-        ends = set(self.eos_ids) | {self.pad_id}
         gens = []
-        for row, p in enumerate(params_list):
-            new = out.sequences[row, width:].tolist()
-            finish = "length"
-            for i, tok in enumerate(new):
-                if tok in ends:  # the end-of-turn token is the template's, not the text's
-                    new, finish = new[:i], "stop"
-                    break
+        for row, (decoded, p) in enumerate(zip(rows, params_list, strict=True)):
+            new, finish, logprobs = decoded.token_ids, decoded.finish_reason, decoded.logprobs
             if len(new) > p.max_tokens:
                 new, finish = new[: p.max_tokens], "length"
-            logprobs = None
-            if steps is not None:
-                chosen = torch.tensor(new, dtype=torch.long, device=steps.device).unsqueeze(-1)
-                logprobs = steps[row, : len(new)].gather(-1, chosen).squeeze(-1).tolist()
+                logprobs = None if logprobs is None else logprobs[: p.max_tokens]
             text = str(self.tokenizer.decode(new, skip_special_tokens=False))
             cuts = [at for at in (text.find(s) for s in p.stop) if at >= 0]
             if cuts:  # OpenAI semantics: the earliest stop string ends the text and is dropped
@@ -213,6 +203,69 @@ class LocalHFBackend:
                 )
             )
         return gens
+
+    def _decode_compact(self, enc: Any, params_list: list[SamplingParams]) -> list[Decoded]:
+        params = params_list[0]
+        stops = [s for s in params.stop if s]
+        stopped = None
+        if stops:
+            # A stop string of n characters lies within the last n + 2 tokens' text.
+            window = max(len(s) for s in stops) + 2
+
+            def stopped(ids: list[int]) -> bool:
+                tail = self.tokenizer.decode(ids[-window:], skip_special_tokens=False)
+                return any(s in tail for s in stops)
+
+        return decode(
+            self.model,
+            enc["input_ids"],
+            enc["attention_mask"],
+            [p.max_tokens for p in params_list],
+            eos_ids=[*self.eos_ids, self.pad_id],
+            temperature=params.temperature,
+            top_p=params.top_p,
+            stopped=stopped,
+            logprobs=params.logprobs,
+        )
+
+    def _decode_generate(self, enc: Any, params_list: list[SamplingParams]) -> list[Decoded]:
+        """transformers' `generate`: every row stays in the batch until the last one ends."""
+        import torch
+
+        params = params_list[0]
+        do_sample = params.temperature > 0
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max(p.max_tokens for p in params_list),
+            "do_sample": do_sample,
+            "eos_token_id": self.eos_ids,
+            "pad_token_id": self.pad_id,
+            "return_dict_in_generate": True,
+            "output_logits": params.logprobs,
+        }
+        if do_sample:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        out = self.model.generate(**enc, **kwargs)
+        width = enc["input_ids"].shape[1]
+        steps = None
+        if params.logprobs and out.logits:
+            steps = torch.stack(out.logits, dim=1).float().log_softmax(-1)  # (B, T, vocab)
+        ends = set(self.eos_ids) | {self.pad_id}
+        rows = []
+        for row in range(len(params_list)):
+            new = out.sequences[row, width:].tolist()
+            finish = "length"
+            for i, tok in enumerate(new):
+                if tok in ends:  # the end-of-turn token is the template's, not the text's
+                    new, finish = new[:i], "stop"
+                    break
+            logprobs = None
+            if steps is not None:
+                chosen = torch.tensor(new, dtype=torch.long, device=steps.device).unsqueeze(-1)
+                logprobs = steps[row, : len(new)].gather(-1, chosen).squeeze(-1).tolist()
+            rows.append(Decoded(new, logprobs, finish))
+        return rows
 
     async def aclose(self) -> None:
         return None
