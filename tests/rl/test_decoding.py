@@ -133,6 +133,26 @@ def test_dropping_finished_rows_leaves_the_others_tokens_alone(
     assert ended[3].finish_reason == "stop"
 
 
+def test_a_shared_prefix_prefilled_once_changes_no_token(
+    backends: dict[str, LocalHFBackend],
+) -> None:
+    """The prompts share the system prompt (hundreds of tokens); two rows are one prompt twice
+    (everything shared but the last token)."""
+    backend = backends["compact"]
+    prompts = [*_prompts(), _prompts()[1]]
+    backend.tokenizer.padding_side = "left"
+    enc = backend.tokenizer(prompts, add_special_tokens=False, return_tensors="pt", padding=True)
+    ids, mask, limits = enc["input_ids"], enc["attention_mask"], [20] * len(prompts)
+    shared = decode(backend.model, ids, mask, limits, eos_ids=[], logprobs=True,
+                    min_shared_prefix=1)  # fmt: skip
+    apart = decode(backend.model, ids, mask, limits, eos_ids=[], logprobs=True,
+                   min_shared_prefix=10**9)  # fmt: skip
+    assert [r.token_ids for r in shared] == [r.token_ids for r in apart]
+    assert shared[4].token_ids == shared[1].token_ids
+    for a, b in zip(shared, apart, strict=True):
+        assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-4)
+
+
 def test_grouped_decode_attention_gives_sdpas_logits(
     random_policy: Path, backends: dict[str, LocalHFBackend]
 ) -> None:
