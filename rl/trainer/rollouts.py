@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rl.backends.decoding import register_gqa_decode_attention
 from rl.backends.local_hf import LocalHFBackend
 from rl.episode import AgentTask, EpisodeConfig, ToolEnvironment, run_episode
 from rl.judge import Judge
@@ -21,8 +22,11 @@ def live_policy_backend(
     model_path: str, model: Any, device: str, max_batch: int = 8
 ) -> LocalHFBackend:
     """A local backend that generates with `model` (the trainer's live module) instead of a
-    copy frozen at load time."""
+    copy frozen at load time. The module gets the backend's decoding attention
+    (`gqa_decode_attention`: sdpa itself in training and prefill, and not saved with it)."""
     backend = LocalHFBackend(model_path, device=device, max_batch=max_batch)
+    if backend.decoder == "compact":
+        model.set_attn_implementation(register_gqa_decode_attention())
     backend.model = model  # the loaded copy is dropped; rollouts follow every update
     return backend
 

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from env_service.client import EnvClient
+from rl.backends.decoding import GQA_DECODE_ATTENTION
 from rl.episode import AgentTask, EpisodeConfig
 from rl.judge import Judge
 from rl.trainer.local_grpo import GRPOConfig, LocalGRPOTrainer
@@ -42,6 +43,7 @@ def test_grpo_step_on_real_episodes(tiny_policy: Path, tmp_path: Path, local_web
     )
     backend = live_policy_backend(str(tiny_policy), trainer.model, "cpu")
     assert backend.model is trainer.model
+    assert trainer.model.config._attn_implementation == GQA_DECODE_ATTENTION
     holder["backend"], holder["count"] = backend, backend.count_tokens
     before = [p.detach().clone() for p in trainer.model.parameters()]
     trainer.train()
@@ -57,3 +59,6 @@ def test_grpo_step_on_real_episodes(tiny_policy: Path, tmp_path: Path, local_web
     params = list(trainer.model.parameters())
     moved = any(not torch.equal(a, b) for a, b in zip(before, params, strict=True))
     assert moved == (seen[0]["groups_with_signal"] > 0)
+    # The checkpoint does not name the decoding attention: it loads where none is registered.
+    saved = sorted(tmp_path.rglob("config.json"))
+    assert saved and not any(GQA_DECODE_ATTENTION in p.read_text() for p in saved)
