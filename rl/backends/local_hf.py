@@ -1,8 +1,9 @@
 """A local transformers causal LM as an LLM backend (the tiny policy on CPU, or one GPU).
 
 Concurrent requests with the same sampling settings are micro-batched (left-padded, one
-`generate` call) in a worker thread, so k rollouts of a task cost little more than one on a
-small model; the event loop stays free for the tool calls of other episodes. Returns token
+batched decode: `rl.backends.decoding.decode`, or transformers' `generate` with
+`decoder="generate"`) in a worker thread, so k rollouts of a task cost little more than one on
+a small model; the event loop stays free for the tool calls of other episodes. Returns token
 ids and per-token logprobs of the sampled tokens (raw logits, before temperature).
 """
 
