@@ -201,12 +201,19 @@ def test_records_carry_full_provenance_and_are_deterministic(world_dir, tasks) -
 
 
 def test_no_answer_takes_more_than_its_share_of_a_capability(world_dir: Path) -> None:
-    uncapped = list(GroundTruthGenerator(world_dir, seed=5).generate(["enumeration"], 40))
+    # One `created` for both runs: each stamps its tasks with its own start second otherwise,
+    # and two runs that straddle a second boundary made the equality below fail (CI, once).
+    created = "2026-01-01T00:00:00+00:00"
+    uncapped = list(
+        GroundTruthGenerator(world_dir, seed=5, created=created).generate(["enumeration"], 40)
+    )
     shares = commonest_answer_share(uncapped)
     assert shares["enumeration"] > 0.25  # the world's groups: mostly pairs
 
     capped = list(
-        GroundTruthGenerator(world_dir, seed=5, max_answer_share=0.25).generate(["enumeration"], 40)
+        GroundTruthGenerator(world_dir, seed=5, max_answer_share=0.25, created=created).generate(
+            ["enumeration"], 40
+        )
     )
     counts = Counter(t.answers[0] for t in capped)
     assert max(counts.values()) == 10  # floor(0.25 * 40)
