@@ -104,15 +104,14 @@ def _prefill(
               position_ids=torch.arange(shared, device=input_ids.device)[None], use_cache=True,
               logits_to_keep=1)  # fmt: skip
         cache.batch_repeat_interleave(rows)
-        width = max(len(r) - shared for r in real)
-        tails = input_ids.new_zeros((rows, width))
-        tail_mask = attention_mask.new_zeros((rows, width))
-        for i, r in enumerate(real):
-            tail = r[shared:]
-            tails[i, width - len(tail) :] = input_ids.new_tensor(tail)
-            tail_mask[i, width - len(tail) :] = 1
+        # Left padding right-aligns the rows, so each row's tail is at the end of the last
+        # `width` columns; what lies before it there (padding or prefix tokens) is masked.
+        tail_lengths = attention_mask.sum(-1) - shared
+        width = int(tail_lengths.max())
+        columns = torch.arange(width, device=input_ids.device)
+        tail_mask = (columns[None, :] >= width - tail_lengths[:, None]).to(attention_mask.dtype)
         attention_mask = torch.cat([attention_mask.new_ones((rows, shared)), tail_mask], dim=-1)
-        input_ids = tails
+        input_ids = input_ids[:, -width:]
         positions = (shared + tail_mask.long().cumsum(-1) - 1).clamp(min=shared)
     else:
         positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
