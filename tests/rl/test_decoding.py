@@ -101,10 +101,11 @@ def test_stop_strings_end_a_row_as_generate_does(backends: dict[str, LocalHFBack
     assert len(ours[1].token_ids or []) < len(free[1].token_ids or [])
 
 
-def _batch(backend: LocalHFBackend) -> Any:
+def _batch(backend: LocalHFBackend, prompts: list[str] | None = None) -> Any:
+    """`prompts` (default `_prompts()`) left-padded into one batch, as the backend pads."""
     backend.tokenizer.padding_side = "left"
-    return backend.tokenizer(_prompts(), add_special_tokens=False, return_tensors="pt",
-                             padding=True)  # fmt: skip
+    return backend.tokenizer(prompts or _prompts(), add_special_tokens=False,
+                             return_tensors="pt", padding=True)  # fmt: skip
 
 
 def test_dropping_finished_rows_leaves_the_others_tokens_alone(
@@ -140,8 +141,7 @@ def test_a_shared_prefix_prefilled_once_changes_no_token(
     (everything shared but the last token)."""
     backend = backends["compact"]
     prompts = [*_prompts(), _prompts()[1]]
-    backend.tokenizer.padding_side = "left"
-    enc = backend.tokenizer(prompts, add_special_tokens=False, return_tensors="pt", padding=True)
+    enc = _batch(backend, prompts)
     ids, mask, limits = enc["input_ids"], enc["attention_mask"], [20] * len(prompts)
     shared = decode(backend.model, ids, mask, limits, eos_ids=[], logprobs=True,
                     min_shared_prefix=1)  # fmt: skip
