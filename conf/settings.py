@@ -352,6 +352,11 @@ class LocalTrainerConfig(Section):
     # With a stage's dynamic_filtering: batches of B prompts drawn per step at most while
     # fewer than B groups with signal were found (OpenRLHF draws until it has B).
     dynamic_filtering_max_rounds: int = Field(4, ge=1)
+    # Of those, rolled out together: one generation batch of several rounds instead of
+    # rounds one after another; a round past the one that completed the B groups is dropped
+    # (its prompts are the next step's), so the groups trained on are the same. Pays where
+    # generation is batch-bound (the local backend on CPU); 1: one round at a time.
+    dynamic_filtering_parallel_rounds: int = Field(1, ge=1)
 
 
 class DifficultyConfig(Section):
@@ -396,6 +401,7 @@ class CurriculumConfig(Section):
     # tasks partially): False, an error that says why; True, the stage is committed untrained
     # (its model is the one it started from, 0 steps) with a warning, and the run goes on.
     skip_empty_stages: bool = False
+
     # Keep a stage's training work dir (`<output_root>/<stage>-<key>`: intermediate
     # checkpoints with optimizer state) after its `checkpoints` version is committed. By
     # default it is removed then: the committed model is hard-linked (or copied) out of it,

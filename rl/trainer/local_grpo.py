@@ -7,7 +7,10 @@ Per step:
        whose mean reward lies strictly inside `dynamic_filtering_range` are kept, and more
        batches of B prompts are drawn until B groups are kept (at most
        `dynamic_filtering_max_rounds` batches), so the update is not diluted by groups that
-       carry no advantage;
+       carry no advantage; `dynamic_filtering_parallel_rounds` batches are rolled out at once
+       (one larger generation batch instead of several small ones in a row), and those past
+       the one that completed the B groups are dropped unseen, so the step trains on what
+       drawing them one at a time would have given;
     2. rewards [B, G] -> group-normalized advantages [B*G];
     3. episodes -> input_ids + loss_mask (the model's own tokens only), old logprobs [N, T-1];
     4. `ppo_epochs` x (forward, clip-higher surrogate, backward over micro-batches, grad clip,
@@ -62,6 +65,9 @@ class GRPOConfig:
     dynamic_filtering: bool = False
     dynamic_filtering_range: tuple[float, float] = (0.0, 1.0)
     dynamic_filtering_max_rounds: int = 4
+    # Rounds rolled out together (speculatively: a round drawn after the step already had its
+    # B groups is dropped, its prompts left for the next step). 1: one round at a time.
+    dynamic_filtering_parallel_rounds: int = 1
     max_len: int = 2048
     save_every: int = 10
     keep_last: int = 2
@@ -92,6 +98,8 @@ class LocalGRPOTrainer(CheckpointedLoop):
             )
         if config.dynamic_filtering_max_rounds < 1:
             raise ValueError("dynamic_filtering_max_rounds must be at least 1")
+        if config.dynamic_filtering_parallel_rounds < 1:
+            raise ValueError("dynamic_filtering_parallel_rounds must be at least 1")
         self.config = config
         self.tasks = list(tasks)
         self.rollout_fn = rollout_fn
@@ -147,23 +155,41 @@ class LocalGRPOTrainer(CheckpointedLoop):
         )
         return [list(flat[j * g : (j + 1) * g]) for j in range(len(tasks))]
 
-    def _draw_groups(self) -> tuple[list[list[Trajectory]], list[list[Trajectory]]]:
-        """(every group rolled out this step, the groups trained on)."""
+    async def _wave(
+        self, batches: list[list[Any]], first_round: int
+    ) -> list[list[list[Trajectory]]]:
+        return list(
+            await asyncio.gather(
+                *(self._rollouts(tasks, first_round + j) for j, tasks in enumerate(batches))
+            )
+        )
+
+    def _draw_groups(self) -> tuple[list[list[Trajectory]], list[list[Trajectory]], int]:
+        """(every group rolled out and used this step, the groups trained on, the number of
+        groups rolled out speculatively and dropped)."""
         cfg = self.config
+        b = cfg.prompts_per_step
+        rounds = cfg.dynamic_filtering_max_rounds if cfg.dynamic_filtering else 1
+        at_once = cfg.dynamic_filtering_parallel_rounds if cfg.dynamic_filtering else 1
         drawn: list[list[Trajectory]] = []
         kept: list[list[Trajectory]] = []
-        for round_idx in range(cfg.dynamic_filtering_max_rounds if cfg.dynamic_filtering else 1):
-            tasks = self.tasks_at(self.cursor, cfg.prompts_per_step)
-            self.cursor += len(tasks)
-            groups = asyncio.run(self._rollouts(tasks, round_idx))
-            drawn += groups
-            if not cfg.dynamic_filtering:
-                kept = groups
-                break
-            kept += [g for g in groups if self.keeps_group([t.reward or 0.0 for t in g])]
-            if len(kept) >= cfg.prompts_per_step:
-                break
-        return drawn, kept
+        round_idx = 0
+        while round_idx < rounds:
+            n = min(at_once, rounds - round_idx)
+            batches = [self.tasks_at(self.cursor + j * b, b) for j in range(n)]
+            waves = asyncio.run(self._wave(batches, round_idx))
+            for j, groups in enumerate(waves):
+                # The cursor moves past a round only once it is used: a dropped round's
+                # prompts are the next step's, as they would be drawing one round at a time.
+                self.cursor += len(batches[j])
+                drawn += groups
+                if not cfg.dynamic_filtering:
+                    return drawn, groups, 0
+                kept += [g for g in groups if self.keeps_group([t.reward or 0.0 for t in g])]
+                if len(kept) >= b:
+                    return drawn, kept, sum(len(w) for w in waves[j + 1 :])
+            round_idx += n
+        return drawn, kept, 0
 
     # ------------------------------------------------------------------ a step
 
@@ -224,7 +250,7 @@ class LocalGRPOTrainer(CheckpointedLoop):
         cfg = self.config
         t0 = time.perf_counter()
         self.model.eval()
-        drawn, groups = self._draw_groups()
+        drawn, groups, dropped = self._draw_groups()
         t_rollout = time.perf_counter() - t0
         trajs = [t for group in groups for t in group]
         all_trajs = [t for group in drawn for t in group]
@@ -250,6 +276,7 @@ class LocalGRPOTrainer(CheckpointedLoop):
             "groups_with_signal": float((drawn_rewards.std(dim=1) > 0).float().mean()),
             "groups_drawn": float(len(drawn)),
             "groups_trained": float(len(groups)),
+            "groups_dropped": float(dropped),
             "turns": sum(t.num_turns for t in all_trajs) / len(all_trajs),
             "tool_calls": sum(len(t.tool_calls) for t in all_trajs) / len(all_trajs),
             "trained_tokens": float(total_tokens) / max(1, len(trajs)),

@@ -41,6 +41,7 @@ def grpo_config(stage: StageConfig, local: LocalTrainerConfig, seed: int = 0) ->
         dynamic_filtering=stage.dynamic_filtering,
         dynamic_filtering_range=stage.dynamic_filtering_range,
         dynamic_filtering_max_rounds=local.dynamic_filtering_max_rounds,
+        dynamic_filtering_parallel_rounds=local.dynamic_filtering_parallel_rounds,
         max_len=stage.max_len,
         save_every=local.save_every,
         keep_last=local.keep_last,

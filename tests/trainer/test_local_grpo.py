@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from rl.protocol import Message, render_raw
-from rl.trainer.local_grpo import GRPOConfig, LocalGRPOTrainer
+from rl.trainer.local_grpo import GRPOConfig, LocalGRPOTrainer, RolloutFn
 from rl.trainer.sequences import collate, token_logprobs, tokenize_episode
 from rl.trajectory import ToolCallRecord, Trajectory, TurnRecord
 
@@ -285,6 +285,49 @@ def test_dynamic_filtering_trains_only_on_groups_with_signal(
     assert resumed.step == 2 and resumed.cursor == second_end
 
 
+def _recording(rollout: RolloutFn, drawn: list[str]) -> RolloutFn:
+    """`rollout`, noting each task it rolls out (once per group)."""
+
+    async def recording(task: dict, idx: int, step: int) -> Trajectory:
+        if idx == 0:
+            drawn.append(task["id"])
+        return await rollout(task, idx, step)
+
+    return recording
+
+
+def test_parallel_rounds_train_on_what_sequential_rounds_would(
+    tiny_policy: Path, tmp_path: Path
+) -> None:
+    """Rounds rolled out together: the same cursor, groups and weights as one round at a time;
+    the rounds past the one that completed the step's groups are rolled out and dropped."""
+
+    def run(at_once: int) -> tuple[LocalGRPOTrainer, list[dict[str, float]], list[str]]:
+        seen: list[dict[str, float]] = []
+        rolled: list[str] = []
+        config = GRPOConfig(
+            prompts_per_step=2, group_size=2, total_steps=2, lr=1e-3, save_every=2, seed=3,
+            dynamic_filtering=True, dynamic_filtering_max_rounds=5,
+            dynamic_filtering_parallel_rounds=at_once,
+        )  # fmt: skip
+        rollout = _recording(_rollout_solving({"t1", "t4"}), rolled)
+        trainer = LocalGRPOTrainer(tiny_policy, tmp_path / str(at_once), config, FILTER_TASKS,
+                                   rollout, lambda s, m: seen.append(m))  # fmt: skip
+        trainer.train()
+        return trainer, seen, rolled
+
+    (one, seen1, rolled1), (par, seen3, rolled3) = run(1), run(3)
+    assert par.cursor == one.cursor
+    for a, b in zip(seen1, seen3, strict=True):
+        assert a["groups_drawn"] == b["groups_drawn"] and a["groups_trained"] == b["groups_trained"]
+        assert a["reward"] == b["reward"] and a["groups_dropped"] == 0
+    # Every round the sequential run drew was drawn by the parallel one, plus dropped ones.
+    dropped = sum(m["groups_dropped"] for m in seen3)
+    assert dropped > 0 and len(rolled3) == len(rolled1) + dropped
+    for k, v in par.model.state_dict().items():
+        assert torch.equal(v, one.model.state_dict()[k]), k
+
+
 def test_dynamic_filtering_without_any_signal_leaves_the_weights(
     tiny_policy: Path, tmp_path: Path
 ) -> None:
@@ -308,13 +351,7 @@ def test_without_dynamic_filtering_every_group_is_trained(
 ) -> None:
     seen: list[dict[str, float]] = []
     drawn: list[str] = []
-    solving = _rollout_solving({"t0"})
-
-    async def recording(task: dict, idx: int, step: int) -> Trajectory:
-        if idx == 0:
-            drawn.append(task["id"])
-        return await solving(task, idx, step)
-
+    recording = _recording(_rollout_solving({"t0"}), drawn)
     config = GRPOConfig(prompts_per_step=3, group_size=2, total_steps=1, lr=1e-3)
     trainer = LocalGRPOTrainer(tiny_policy, tmp_path, config, FILTER_TASKS, recording,
                                lambda s, m: seen.append(m))  # fmt: skip
@@ -325,7 +362,8 @@ def test_without_dynamic_filtering_every_group_is_trained(
 
 
 @pytest.mark.parametrize("bad", [{"dynamic_filtering_range": (0.5, 0.5)},
-                                 {"dynamic_filtering_max_rounds": 0}])  # fmt: skip
+                                 {"dynamic_filtering_max_rounds": 0},
+                                 {"dynamic_filtering_parallel_rounds": 0}])  # fmt: skip
 def test_dynamic_filtering_settings_are_checked(
     tiny_policy: Path, tmp_path: Path, bad: dict
 ) -> None:

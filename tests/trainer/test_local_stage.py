@@ -60,9 +60,10 @@ def test_local_stage_trains_then_resumes(tiny_policy: Path, tmp_path: Path, loca
 
 
 def test_grpo_config_takes_dynamic_filtering_from_the_stage(tmp_path: Path) -> None:
-    settings = load_settings(
-        "local", [f"data_root={tmp_path}", "curriculum.local.dynamic_filtering_max_rounds=2"]
-    )
+    settings = load_settings("local", [
+        f"data_root={tmp_path}", "curriculum.local.dynamic_filtering_max_rounds=2",
+        "curriculum.local.dynamic_filtering_parallel_rounds=2",
+    ])  # fmt: skip
     plain = grpo_config(settings.curriculum.stages[0], settings.curriculum.local)
     assert plain.dynamic_filtering is False
     stage = settings.curriculum.stages[0].model_copy(
@@ -72,3 +73,4 @@ def test_grpo_config_takes_dynamic_filtering_from_the_stage(tmp_path: Path) -> N
     assert config.dynamic_filtering is True
     assert config.dynamic_filtering_range == (0.1, 0.9)
     assert config.dynamic_filtering_max_rounds == 2
+    assert config.dynamic_filtering_parallel_rounds == 2
