@@ -182,11 +182,19 @@ def filter_difficulty(
         pool = training_pool(catalog, tasks, cfg.heldout_fraction, cfg.seed)
         if not pool:
             raise ValueError(f"every task of tasks_filtered {tasks.version} is held out")
-        probed = difficulty.probe_subset([t.id for t in pool], cfg.max_tasks, cfg.seed)
+        capabilities = settings.curriculum.selected_capabilities()
+        probed = difficulty.probe_tasks(pool, capabilities, cfg.max_tasks, cfg.seed)
+        if not probed:
+            raise ValueError(
+                f"no training task of tasks_filtered {tasks.version} has a capability the RL "
+                f"stages select ({', '.join(capabilities or [])}): check the stages' "
+                "select.capabilities against synthesis.capabilities"
+            )
         if len(probed) < len(pool):
-            print(f"curriculum.difficulty.max_tasks={cfg.max_tasks}: rolling out "
-                  f"{len(probed)} of the {len(pool)} training tasks")  # fmt: skip
-            pool = [t for t in pool if t.id in probed]
+            print(f"rolling out {len(probed)} of the {len(pool)} training tasks (curriculum."
+                  f"difficulty.max_tasks={cfg.max_tasks}; capabilities the stages select: "
+                  f"{'all' if capabilities is None else ', '.join(capabilities)})")  # fmt: skip
+            pool = probed
         print(f"tasks_filtered {tasks.version}: {len(pool)} to roll out, {heldout.rows} held out")
         with tracker.stage("rollouts") as run:
             inputs = [tasks] + ([checkpoint] if checkpoint else [])

@@ -185,7 +185,8 @@ def teacher_pool(settings: Settings, pool: list[TaskRecord]) -> list[TaskRecord]
 
     p, d = settings.pipeline, settings.curriculum.difficulty
     if p.teacher_skips_probed:
-        probed = difficulty.probe_subset([t.id for t in pool], d.max_tasks, d.seed)
+        capabilities = settings.curriculum.selected_capabilities()
+        probed = {t.id for t in difficulty.probe_tasks(pool, capabilities, d.max_tasks, d.seed)}
         pool = [t for t in pool if t.id not in probed]
         if not pool:
             raise ValueError(

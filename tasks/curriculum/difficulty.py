@@ -15,13 +15,23 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from conf.settings import StageSelection
 
 UNSOLVED = "unsolved"
 ALWAYS_SOLVED = "always_solved"
 NO_ROLLOUTS = "no_rollouts"
+
+
+class _Probed(Protocol):
+    @property
+    def id(self) -> str: ...
+    @property
+    def capability(self) -> str: ...
+
+
+_P = TypeVar("_P", bound=_Probed)
 
 
 @dataclass(frozen=True)
@@ -144,6 +154,19 @@ def probe_subset(ids: Sequence[str], max_tasks: int | None, seed: int) -> set[st
     if max_tasks is None or max_tasks >= len(ids):
         return set(ids)
     return set(sorted(ids, key=lambda i: seeded_rank(f"probe:{seed}", i))[:max_tasks])
+
+
+def probe_tasks(
+    pool: Sequence[_P], capabilities: Iterable[str] | None, max_tasks: int | None, seed: int
+) -> list[_P]:
+    """The training tasks the difficulty probe rolls out: those of `capabilities` (None: every
+    capability; the ones no RL stage selects would be probed for nothing), then at most
+    `max_tasks` of them (`probe_subset`), in `pool`'s order."""
+    if capabilities is not None:
+        wanted = set(capabilities)
+        pool = [t for t in pool if t.capability in wanted]
+    probed = probe_subset([t.id for t in pool], max_tasks, seed)
+    return [t for t in pool if t.id in probed]
 
 
 def _quotas(total: int, weights: Mapping[str, float]) -> dict[str, int]:

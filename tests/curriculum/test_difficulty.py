@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
+from conf import load_settings
 from conf.settings import DifficultyConfig, StageSelection
 from tasks.curriculum.difficulty import (
     ALWAYS_SOLVED,
@@ -14,6 +17,7 @@ from tasks.curriculum.difficulty import (
     pass_bin,
     pass_count_histogram,
     probe_subset,
+    probe_tasks,
     select_stage,
     svg_bar_chart,
     token_bin,
@@ -140,6 +144,37 @@ def test_probe_subset_is_a_seeded_sample_independent_of_order() -> None:
     assert chosen != probe_subset(task_ids, 96, seed=1)
     assert probe_subset(task_ids, 1000, seed=0) == set(task_ids)
     assert probe_subset(task_ids, None, seed=0) == set(task_ids)
+
+
+@dataclass(frozen=True)
+class _Task:
+    id: str
+    capability: str
+
+
+def test_probe_tasks_keeps_the_selected_capabilities_then_samples() -> None:
+    pool = [_Task(f"t{i}", ("aggregation", "statistics")[i % 2]) for i in range(40)]
+    everything = probe_tasks(pool, None, None, seed=0)
+    assert everything == pool
+    chosen = probe_tasks(pool, ["aggregation"], None, seed=0)
+    assert chosen == [t for t in pool if t.capability == "aggregation"]
+    sampled = probe_tasks(pool, ["aggregation"], 5, seed=0)
+    assert len(sampled) == 5 and {t.capability for t in sampled} == {"aggregation"}
+    ids = [t.id for t in chosen]
+    assert {t.id for t in sampled} == probe_subset(ids, 5, seed=0)
+    assert probe_tasks(pool, [], None, seed=0) == []
+
+
+def test_selected_capabilities_is_the_union_of_the_stages_selections() -> None:
+    settings = load_settings("local")
+    assert settings.curriculum.selected_capabilities() is None  # a stage takes every one
+    stages = ("[{name: a, select: {capabilities: [statistics]}}, "
+              "{name: b, select: {capabilities: [aggregation, statistics]}}]")  # fmt: skip
+    picked = load_settings("local", [f"curriculum.stages={stages}"])
+    assert picked.curriculum.selected_capabilities() == ["aggregation", "statistics"]
+    mixed = load_settings("local", ["curriculum.stages=[{name: a, select: {capabilities: "
+                                    "[statistics]}}, {name: b}]"])  # fmt: skip
+    assert mixed.curriculum.selected_capabilities() is None
 
 
 def test_histogram_counts_tasks_per_number_of_correct_rollouts() -> None:

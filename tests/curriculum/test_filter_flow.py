@@ -147,6 +147,29 @@ def test_flow_rolls_out_at_most_max_tasks(
     }
 
 
+def test_flow_probes_only_the_capabilities_the_stages_select(
+    prefect_server, tmp_path: Path, policy_server: str
+) -> None:
+    from flows.filter_difficulty import filter_difficulty
+
+    chosen = ["enumeration", "cross_verification"]
+    stages = (f"[{{name: stage1, select: {{capabilities: [{chosen[0]}]}}}}, "
+              f"{{name: stage2, select: {{capabilities: [{chosen[1]}]}}}}]")  # fmt: skip
+    overrides = [*_overrides(tmp_path, policy_server), f"curriculum.stages={stages}"]
+    settings = load_settings("local", overrides)
+    assert settings.curriculum.selected_capabilities() == sorted(chosen)
+    build_local_web(settings)
+    catalog = Catalog.from_settings(settings)
+    _write_tasks(catalog)
+    pool = [r for r in task_records() if not is_heldout(r.id, FRACTION, SEED)]
+    wanted = {r.id for r in pool if r.capability in chosen}
+    assert wanted and len(wanted) < len(pool)
+
+    result = filter_difficulty(profile="local", overrides=overrides)
+    rollouts = catalog.read("rollouts", result["rollouts"]).to_arrow_table()
+    assert set(rollouts["task_id"].to_pylist()) == wanted
+
+
 def test_cli_filter_runs_the_flow(
     prefect_server, tmp_path: Path, policy_server: str, capsys
 ) -> None:
