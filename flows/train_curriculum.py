@@ -136,11 +136,19 @@ class StageSpec:
         return settings.path(settings.curriculum.output_root) / f"{self.stage}-{self.key[:16]}"
 
 
-def trainer_code_version(trainer: str) -> str:
+def trainer_code_version(trainer: str, stage: str | None = None) -> str:
+    """The source digest in a stage's key: the local SFT cold start's covers the SFT loop
+    only, so a change to GRPO code does not retrain it (nor an SFT change the GRPO stages,
+    beyond the new SFT checkpoint they then start from)."""
     if trainer == "local":
         from rl.trainer import checkpoints, grpo, local_grpo, local_stage, rollouts, sequences, sft
 
-        return code_version(checkpoints, grpo, local_grpo, local_stage, rollouts, sequences, sft)
+        if stage == SFT:
+            return code_version(checkpoints, sequences, sft, local_stage.sft_loop_config,
+                                local_stage.run_local_sft)  # fmt: skip
+        return code_version(checkpoints, grpo, local_grpo, local_stage.grpo_config,
+                            local_stage.episode_config, local_stage.run_local_stage, rollouts,
+                            sequences)  # fmt: skip
     from rl.openrlhf import agent, launcher, stage_runner
 
     return code_version(agent, launcher, stage_runner)
@@ -185,7 +193,7 @@ def stage_spec(
         "base_model": None if previous is not None else model_stamp(str(base_model), settings),
     }
     inputs = [data, *([previous] if previous is not None else [])]
-    return StageSpec(stage, inputs, params, trainer_code_version(cur.trainer))
+    return StageSpec(stage, inputs, params, trainer_code_version(cur.trainer, stage))
 
 
 def stage_config(settings: Settings, name: str) -> Any:

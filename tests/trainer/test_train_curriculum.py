@@ -443,6 +443,28 @@ def test_openrlhf_curriculum_runs_each_stage_as_a_ray_job(
     assert sorted(v.tags["stage"] for v in versions) == ["sft", "stage1", "stage2"]
 
 
+def test_sft_code_version_covers_the_sft_loop_not_grpo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change to GRPO code (local_grpo, rollouts, grpo) must not retrain the SFT cold start;
+    both stages' digests cover the shared sequence and checkpoint code."""
+    from rl.trainer import checkpoints, grpo, local_grpo, rollouts, sequences, sft
+
+    seen: dict[str, list[Any]] = {}
+
+    def record(*objects: Any) -> str:
+        key = f"v{len(seen)}"
+        seen[key] = list(objects)
+        return key
+
+    monkeypatch.setattr(tc, "code_version", record)
+    sft_objects = seen[tc.trainer_code_version("local", tc.SFT)]
+    grpo_objects = seen[tc.trainer_code_version("local", "stage1")]
+    for module in (local_grpo, grpo, rollouts):
+        assert module not in sft_objects and module in grpo_objects
+    assert sft in sft_objects and sft not in grpo_objects
+    for module in (checkpoints, sequences):
+        assert module in sft_objects and module in grpo_objects
+
+
 def test_sft_key_ignores_grpo_only_local_fields(tiny_policy: Path, tmp_path: Path) -> None:
     """An RL-only knob (ppo_epochs, dynamic_filtering_max_rounds) must not retrain the SFT cold
     start; a field the SFT loop reads (weight_decay) does; how often a loop saves and how many
