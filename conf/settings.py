@@ -357,6 +357,8 @@ class LocalTrainerConfig(Section):
     # (its prompts are the next step's), so the groups trained on are the same. Pays where
     # generation is batch-bound (the local backend on CPU); 1: one round at a time.
     dynamic_filtering_parallel_rounds: int = Field(1, ge=1)
+    # GRPO leaves the token embeddings and the LM head (tied or not) as they are.
+    freeze_embeddings: bool = False
 
 
 class DifficultyConfig(Section):

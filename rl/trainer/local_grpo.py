@@ -75,6 +75,9 @@ class GRPOConfig:
     device: str = "cpu"
     # LM head only on trained positions (see `token_logprobs`); False: full logits everywhere.
     logits_on_trained_only: bool = True
+    # Keep the token embeddings (and the LM head: the input embeddings' and output
+    # embeddings' parameters) as they are; the updates go to the layers in between.
+    freeze_embeddings: bool = False
 
 
 class LocalGRPOTrainer(CheckpointedLoop):
@@ -117,6 +120,10 @@ class LocalGRPOTrainer(CheckpointedLoop):
             save_every=config.save_every,
             keep_last=config.keep_last,
         )
+        if config.freeze_embeddings:
+            for module in (self.model.get_input_embeddings(), self.model.get_output_embeddings()):
+                if module is not None:
+                    module.requires_grad_(False)
         self.ref_model: Any = None
         if config.kl_coef > 0:
             self.ref_model = load_causal_lm(model_path, self.device).eval().requires_grad_(False)

@@ -42,6 +42,7 @@ def grpo_config(stage: StageConfig, local: LocalTrainerConfig, seed: int = 0) ->
         dynamic_filtering_range=stage.dynamic_filtering_range,
         dynamic_filtering_max_rounds=local.dynamic_filtering_max_rounds,
         dynamic_filtering_parallel_rounds=local.dynamic_filtering_parallel_rounds,
+        freeze_embeddings=local.freeze_embeddings,
         max_len=stage.max_len,
         save_every=local.save_every,
         keep_last=local.keep_last,

@@ -118,6 +118,27 @@ def test_grpo_steps_move_the_policy_towards_rewarded_answers(
     )
 
 
+def test_frozen_embeddings_stay_while_the_layers_learn(tiny_policy: Path, tmp_path: Path) -> None:
+    config = GRPOConfig(prompts_per_step=2, group_size=4, total_steps=2, lr=3e-3,
+                        save_every=10, freeze_embeddings=True)  # fmt: skip
+    trainer = LocalGRPOTrainer(tiny_policy, tmp_path, config, TASKS, scripted_rollout)
+    frozen = {id(p) for m in (trainer.model.get_input_embeddings(),
+                              trainer.model.get_output_embeddings()) for p in m.parameters()}  # fmt: skip
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    margin0 = _answer_logprob(trainer.model, trainer.tokenizer, "yes") - _answer_logprob(
+        trainer.model, trainer.tokenizer, "no"
+    )
+    trainer.train()
+    margin1 = _answer_logprob(trainer.model, trainer.tokenizer, "yes") - _answer_logprob(
+        trainer.model, trainer.tokenizer, "no"
+    )
+    assert margin1 > margin0
+    params = dict(trainer.model.named_parameters())
+    assert frozen and all(torch.equal(params[n], before[n]) for n in params
+                          if id(params[n]) in frozen)  # fmt: skip
+    assert any(not torch.equal(params[n], before[n]) for n in params if id(params[n]) not in frozen)
+
+
 def _sampling_rollout_for(trainer_ref: list[LocalGRPOTrainer]):
     """A rollout that really samples from the current policy (so it consumes the torch RNG)."""
 
