@@ -239,3 +239,10 @@ def test_the_teacher_can_leave_the_probed_tasks_to_rl(tmp_path: Path):
     with pytest.raises(ValueError, match="none is left for the teacher"):
         teacher_pool(settings("pipeline.teacher_skips_probed=true",
                               "curriculum.difficulty.max_tasks=null"), pool)  # fmt: skip
+    # The probe takes only the capabilities the RL stages select: the others stay the teacher's.
+    mixed = [t.model_copy(update={"capability": "aggregation"}) if i % 2 else t
+             for i, t in enumerate(pool)]  # fmt: skip
+    aggregation = settings("pipeline.teacher_skips_probed=true",
+                           "curriculum.difficulty.max_tasks=null",
+                           "curriculum.stages=[{name: s1, select: {capabilities: [aggregation]}}]")  # fmt: skip
+    assert teacher_pool(aggregation, mixed) == [t for t in mixed if t.capability == "enumeration"]
