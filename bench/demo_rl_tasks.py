@@ -14,7 +14,8 @@ malformed; no search result listed an evidence page; one was listed but the poli
 went to another listed result (`other_result`), to a URL no search listed (`bad_url`: a URL
 miscopied from the results), or it visited nothing (`no_visit`); it visited an evidence page but
 the page text did not contain the gold answer; the text did and the answer was still wrong;
-correct.
+correct. Last, for each later one-sample evaluation (the RL stages' checkpoints), the questions
+it gained and lost against the first (the SFT checkpoint's), by where the wrong episode stopped.
 
 Everything is read-only: DuckDB over the catalog's Parquet files.
 """
@@ -118,6 +119,7 @@ def main() -> None:
 
     print("\n## evaluations")
     tasks = heldout_tasks(con, catalog)
+    greedy: list[tuple[str, dict[str, str]]] = []  # one-sample evaluations, oldest first
     for folder, m in manifests(catalog, "rollouts"):
         params = m.get("params", {})
         if params.get("purpose") != "eval":
@@ -145,15 +147,35 @@ def main() -> None:
             "select task_id, correct, termination, messages from read_parquet(?)", [files]
         ).fetchall()  # fmt: skip
         by_cap: dict[str, Counter[str]] = {}
+        steps: dict[str, str] = {}
         for tid, ok, term, messages in rows:
             task = tasks.get(tid)
             if task is None:
                 continue
             row = {"correct": ok, "termination": term, "messages": messages}
-            by_cap.setdefault(task["capability"], Counter())[failure_step(row, task)] += 1
+            steps[tid] = failure_step(row, task)
+            by_cap.setdefault(task["capability"], Counter())[steps[tid]] += 1
+        if k == 1:
+            greedy.append((str(params.get("policy")), steps))
         print("    " + " ".join(f"{s:>11}" for s in ("capability", *STEPS)))
         for cap, steps in sorted(by_cap.items()):
             print("    " + " ".join(f"{x:>11}" for x in (cap[:11], *(steps[s] for s in STEPS))))
+    print_flips(greedy)
+
+
+def print_flips(evals: list[tuple[str, dict[str, str]]]) -> None:
+    """Questions each later one-sample evaluation answers differently from the first (the SFT
+    checkpoint's in a demo), by the step the losing episode stopped at."""
+    if len(evals) < 2:
+        return
+    print(f"\n## flips against the first evaluation ({evals[0][0]})")
+    first = evals[0][1]
+    for policy, steps in evals[1:]:
+        both = first.keys() & steps.keys()
+        gained = Counter(first[t] for t in both if steps[t] == "correct" != first[t])
+        lost = Counter(steps[t] for t in both if first[t] == "correct" != steps[t])
+        print(f"{policy}: gained {sum(gained.values())} {dict(sorted(gained.items()))}, "
+              f"lost {sum(lost.values())} {dict(sorted(lost.items()))}")  # fmt: skip
 
 
 def heldout_tasks(con: duckdb.DuckDBPyConnection, catalog: Path) -> dict[str, dict[str, Any]]:
