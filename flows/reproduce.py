@@ -136,6 +136,8 @@ def base_models(settings_json: str) -> dict[str, str]:
     with tqdm(total=steps, unit="step", desc="pretrain policy", disable=not steps) as bar:
 
         def progress(step: int, loss: float) -> None:
+            if step > bar.total:  # the copy phase's start stage ran on until its head formed
+                bar.total = step
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}")
 

@@ -116,6 +116,14 @@ class TinySizes:
     pretrain_copy_seq_len: int = 128
     pretrain_copy_start_len: int = 0
     pretrain_copy_start_steps: int = 0
+    # The start stage goes on past `pretrain_copy_start_steps`, 50 steps at a time, until the
+    # model copies at least this share of held-out start-length rows (its head has formed), at
+    # most `pretrain_copy_start_max_steps` steps in all; 0: exactly the start steps. When the
+    # head forms varies with the seed: at 32 tokens seed 0's formed within 300 steps, seed 1's
+    # between 400 and 500, and on the longer rows after it never did (copy accuracy 0.002,
+    # held-out pass@1 0.000; docs/BENCHMARKS.md "Session 15").
+    pretrain_copy_start_until: float = 0.0
+    pretrain_copy_start_max_steps: int = 0
     pretrain_copy_tokens: int = 2048
     pretrain_copy_lr: float = 1e-3  # constant after a 30-step warm-up, no weight decay
     # Which next tokens of the copy rows the loss covers: "all" (every position, a language
@@ -150,6 +158,15 @@ class TinySizes:
                 raise ValueError(f"pretrain_copy_start_steps must be in 0..pretrain_copy_steps "
                                  f"({self.pretrain_copy_steps}), "
                                  f"got {self.pretrain_copy_start_steps}")  # fmt: skip
+            if not 0.0 <= self.pretrain_copy_start_until <= 1.0:
+                raise ValueError(f"pretrain_copy_start_until is a copy accuracy in [0, 1], "
+                                 f"got {self.pretrain_copy_start_until}")  # fmt: skip
+            if self.pretrain_copy_start_until and (
+                self.pretrain_copy_start_max_steps < self.pretrain_copy_start_steps
+            ):
+                raise ValueError(f"pretrain_copy_start_max_steps ({self.pretrain_copy_start_max_steps}) "
+                                 f"must be at least pretrain_copy_start_steps "
+                                 f"({self.pretrain_copy_start_steps})")  # fmt: skip
         if not 0.0 <= self.pretrain_synthetic <= 1.0:
             raise ValueError(f"pretrain_synthetic is a share of the batch in [0, 1], "
                              f"got {self.pretrain_synthetic}")  # fmt: skip
@@ -484,9 +501,10 @@ def pretrain_policy(
     if sizes.pretrain_copy_steps:
         own = random_copy_batch(vocab, 16, sizes.pretrain_copy_seq_len,
                                 torch.Generator().manual_seed(world + 2))  # fmt: skip
-        copy_stats["pretrain_copy_loss"] = _pretrain_copying(
-            model, params, vocab, sizes, gen, progress
+        copy_stats["pretrain_copy_loss"], copy_steps, start_steps = _pretrain_copying(
+            model, params, vocab, sizes, gen, progress, probe_seed=world + 3
         )
+        copy_stats["pretrain_copy_start_steps_run"] = float(start_steps)
         model.eval()
         # on held-out rows like the phase's own (did a head form at all?), and on the text
         # windows' random runs (does it carry to the length and text the policy reads?)
@@ -507,7 +525,7 @@ def pretrain_policy(
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     synthetic = round(sizes.pretrain_batch * sizes.pretrain_synthetic)
     uniform = round(synthetic * sizes.pretrain_synthetic_uniform)
-    done = sizes.pretrain_copy_steps  # progress counts both phases' steps
+    done = copy_steps if sizes.pretrain_copy_steps else 0  # progress counts both phases' steps
     model.train()
     loss_value = float("nan")
     with torch.random.fork_rng(devices=[]):
@@ -645,10 +663,12 @@ def _pretrain_copying(
     sizes: TinySizes,
     gen: Any,
     progress: Callable[[int, float], None] | None,
-) -> float:
+    probe_seed: int = 0,
+) -> tuple[float, int, int]:
     """`sizes.pretrain_copy_steps` steps on `random_copy_batch` rows in `copy_schedule`'s
-    length curriculum (own AdamW, constant lr after a short warm-up, no weight decay);
-    returns the last loss."""
+    length curriculum (own AdamW, constant lr after a short warm-up, no weight decay), the
+    start stage extended while `pretrain_copy_start_until` asks; returns the last loss, the
+    steps run and the start stage's steps."""
     import torch
 
     opt = torch.optim.AdamW(params, lr=sizes.pretrain_copy_lr, betas=(0.9, 0.95), weight_decay=0.0)
@@ -656,7 +676,11 @@ def _pretrain_copying(
     loss_value = float("nan")
     model.train()
     done = 0
-    for seq_len, steps in copy_schedule(sizes):
+    schedule = copy_schedule(sizes)
+    start_steps = schedule[0][1] if schedule else 0
+
+    def run(seq_len: int, steps: int) -> None:
+        nonlocal loss_value, done
         for _ in range(steps):
             rows, copied = random_copy_batch(vocab, sizes.pretrain_copy_tokens // seq_len,
                                              seq_len, gen)  # fmt: skip
@@ -666,7 +690,21 @@ def _pretrain_copying(
             done += 1
             if progress is not None:
                 progress(done, loss_value)
-    return loss_value
+
+    for stage, (seq_len, steps) in enumerate(schedule):
+        run(seq_len, steps)
+        if stage == 0 and sizes.pretrain_copy_start_until > 0 and len(schedule) > 1:
+            probe = random_copy_batch(vocab, 16, seq_len, torch.Generator().manual_seed(probe_seed))
+            while start_steps < sizes.pretrain_copy_start_max_steps:
+                model.eval()
+                formed = copy_accuracy(model, *probe) >= sizes.pretrain_copy_start_until
+                model.train()
+                if formed:
+                    break
+                more = min(50, sizes.pretrain_copy_start_max_steps - start_steps)
+                run(seq_len, more)
+                start_steps += more
+    return loss_value, done, start_steps
 
 
 def build_tiny_embedder(

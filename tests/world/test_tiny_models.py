@@ -273,6 +273,55 @@ def test_copy_schedule_doubles_the_row_length_up_to_the_last():
         TinySizes(pretrain_copy_steps=10, pretrain_copy_start_steps=11)
 
 
+def test_copy_start_stage_runs_on_until_the_head_forms(monkeypatch: pytest.MonkeyPatch):
+    """`pretrain_copy_start_until`: after its planned steps the start stage goes on 50 steps
+    at a time while the held-out copy accuracy is below the bar, at most to
+    `pretrain_copy_start_max_steps`; then the longer rows get their planned steps."""
+    import torch
+    from transformers import Qwen3Config, Qwen3ForCausalLM
+
+    import literesearcher.tiny_models as tm
+
+    config = Qwen3Config(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, head_dim=8)  # fmt: skip
+    vocab = torch.arange(4, 64)
+
+    def run(accuracies: list[float], **kw: object) -> tuple[list[int], int, int]:
+        model = Qwen3ForCausalLM(config)
+        params = list(model.parameters())
+        lengths: list[int] = []
+        real_batch = tm.random_copy_batch
+
+        def batch(v: object, n: int, seq_len: int, gen: object) -> object:
+            lengths.append(seq_len)
+            return real_batch(v, n, seq_len, gen)
+
+        monkeypatch.setattr(tm, "random_copy_batch", batch)
+        monkeypatch.setattr(tm, "copy_accuracy", lambda *a: accuracies.pop(0))
+        sizes = tm.TinySizes(pretrain_copy_steps=4, pretrain_copy_start_len=16,
+                             pretrain_copy_start_steps=2, pretrain_copy_seq_len=32,
+                             pretrain_copy_tokens=64, **kw)  # fmt: skip
+        _, done, start = tm._pretrain_copying(model, params, vocab, sizes,
+                                              torch.Generator().manual_seed(0), None)  # fmt: skip
+        return lengths, done, start
+
+    # Formed at the second check: one extension of 50 steps, then 2 steps of 32-token rows.
+    lengths, done, start = run([0.1, 0.95], pretrain_copy_start_until=0.9,
+                               pretrain_copy_start_max_steps=500)  # fmt: skip
+    # (rows drawn: 2 planned steps, the held-out probe, 50 more steps, then the 32-token ones)
+    assert (done, start) == (54, 52) and lengths == [16] * 53 + [32] * 2
+    # Never formed: the start stage stops at its cap (2 + 50 + 10 steps).
+    _, done, start = run([0.0] * 3, pretrain_copy_start_until=0.9,
+                         pretrain_copy_start_max_steps=62)  # fmt: skip
+    assert (done, start) == (64, 62)
+    # Off (the default): the planned steps only, no check.
+    _, done, start = run([], pretrain_copy_start_until=0.0)
+    assert (done, start) == (4, 2)
+    with pytest.raises(ValueError, match="pretrain_copy_start_max_steps"):
+        tm.TinySizes(pretrain_copy_steps=10, pretrain_copy_start_len=16,
+                     pretrain_copy_start_steps=5, pretrain_copy_start_until=0.9)  # fmt: skip
+
+
 def test_copy_phase_alone_pretrains_and_is_recorded(tmp_path: Path):
     """`pretrain_copy_steps` alone pretrains (on pure copy rows in a length curriculum; no
     text steps): progress counts its steps, and the model records the phase's loss and its
