@@ -119,9 +119,10 @@ class TinySizes:
     # The start stage goes on past `pretrain_copy_start_steps`, 50 steps at a time, until the
     # model copies at least this share of held-out start-length rows (its head has formed), at
     # most `pretrain_copy_start_max_steps` steps in all; 0: exactly the start steps. When the
-    # head forms varies with the seed: at 32 tokens seed 0's formed within 300 steps, seed 1's
-    # between 400 and 500, and on the longer rows after it never did (copy accuracy 0.002,
-    # held-out pass@1 0.000; docs/BENCHMARKS.md "Session 15").
+    # head forms varies with the seed: at 32 tokens neither seed 0's nor seed 1's had formed
+    # after 300 steps (copy accuracy 0.06 and 0.07); seed 0's then formed on the longer rows,
+    # seed 1's never did (0.002 after the phase, held-out pass@1 0.000), though at 32 tokens it
+    # forms between 400 and 500 steps (docs/BENCHMARKS.md "Session 15").
     pretrain_copy_start_until: float = 0.0
     pretrain_copy_start_max_steps: int = 0
     pretrain_copy_tokens: int = 2048
