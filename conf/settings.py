@@ -403,17 +403,6 @@ class CurriculumConfig(Section):
     # tasks partially): False, an error that says why; True, the stage is committed untrained
     # (its model is the one it started from, 0 steps) with a warning, and the run goes on.
     skip_empty_stages: bool = False
-
-    def selected_capabilities(self) -> list[str] | None:
-        """The capabilities some RL stage may train on (the union of the stages' selections);
-        None where a stage takes every capability. The difficulty probe rolls out only these."""
-        chosen: set[str] = set()
-        for stage in self.stages:
-            if stage.select.capabilities is None:
-                return None
-            chosen.update(stage.select.capabilities)
-        return sorted(chosen)
-
     # Keep a stage's training work dir (`<output_root>/<stage>-<key>`: intermediate
     # checkpoints with optimizer state) after its `checkpoints` version is committed. By
     # default it is removed then: the committed model is hard-linked (or copied) out of it,
@@ -428,6 +417,16 @@ class CurriculumConfig(Section):
     deepspeed: str = "deepspeed"
     # Seconds between job status polls (TensorBoard scalars are forwarded at each poll).
     poll_s: float = Field(30.0, gt=0)
+
+    def selected_capabilities(self) -> list[str] | None:
+        """The capabilities some RL stage may train on (the union of the stages' selections);
+        None where a stage takes every capability. The difficulty probe rolls out only these."""
+        chosen: set[str] = set()
+        for stage in self.stages:
+            if stage.select.capabilities is None:
+                return None
+            chosen.update(stage.select.capabilities)
+        return sorted(chosen)
 
 
 class SynthesisConfig(Section):
