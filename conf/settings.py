@@ -354,8 +354,9 @@ class LocalTrainerConfig(Section):
     dynamic_filtering_max_rounds: int = Field(4, ge=1)
     # Of those, rolled out together: one generation batch of several rounds instead of
     # rounds one after another; a round past the one that completed the B groups is dropped
-    # (its prompts are the next step's), so the groups trained on are the same. Pays where
-    # generation is batch-bound (the local backend on CPU); 1: one round at a time.
+    # (its prompts are the next step's), so the groups trained on are the same. 1: one round
+    # at a time. In the demo (local backend, CPU) 3 at once made the RL stages slower (423 s
+    # vs 306 s; ~45% of the rollouts dropped, docs/BENCHMARKS.md "Session 15").
     dynamic_filtering_parallel_rounds: int = Field(1, ge=1)
     # GRPO leaves the token embeddings and the LM head (tied or not) as they are.
     freeze_embeddings: bool = False
