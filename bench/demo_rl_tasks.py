@@ -14,8 +14,10 @@ malformed; no search result listed an evidence page; one was listed but the poli
 went to another listed result (`other_result`), to a URL no search listed (`bad_url`: a URL
 miscopied from the results), or it visited nothing (`no_visit`); it visited an evidence page but
 the page text did not contain the gold answer; the text did and the answer was still wrong;
-correct. Last, for each later one-sample evaluation (the RL stages' checkpoints), the questions
-it gained and lost against the first (the SFT checkpoint's), by where the wrong episode stopped.
+correct; and of the misread ones, how many answered with words of the question itself and how
+many quoted the visit's Summary line instead of the page's evidence. Last, for each later
+one-sample evaluation (the RL stages' checkpoints), the questions it gained and lost against
+the first (the SFT checkpoint's), by where the wrong episode stopped.
 
 Everything is read-only: DuckDB over the catalog's Parquet files.
 """
@@ -59,6 +61,31 @@ def failure_step(row: dict[str, Any], task: dict[str, Any]) -> str:
     if not grounded(task["answers"], visited):
         return "not_in_page"
     return "misread"
+
+
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
+_QUOTE = re.compile(r"The page says: (.*?)\s*</think>", re.S)
+
+
+def misread_kinds(row: dict[str, Any], task: dict[str, Any]) -> set[str]:
+    """For a `misread` episode (it visited a page that states the answer, and answered wrong):
+    `from_question` when its answer is words of the question (the policy answered the
+    question's own entity), `quoted_summary` when the concluding quote ("The page says: ...")
+    comes from the visit's Summary line (the extractive sentence most like the goal) rather
+    than from the page's evidence."""
+    last = next((m["content"] for m in reversed(row["messages"]) if m["role"] == "assistant"), "")
+    kinds = set()
+    answer = _ANSWER.findall(last)
+    if answer and answer[-1].strip() and grounded([answer[-1]], [task["question"]]):
+        kinds.add("from_question")
+    quote = _QUOTE.search(last)
+    visits = [m["content"] for m in row["messages"] if m["role"] == "tool"
+              and _VISITED.search(m["content"])]  # fmt: skip
+    if quote and quote.group(1).strip() and visits:
+        summary = visits[-1].rpartition("Summary: \n")[2]
+        if quote.group(1).strip() in summary:
+            kinds.add("quoted_summary")
+    return kinds
 
 
 def manifests(catalog: Path, name: str) -> list[tuple[Path, dict[str, Any]]]:
@@ -148,6 +175,7 @@ def main() -> None:
         ).fetchall()  # fmt: skip
         by_cap: dict[str, Counter[str]] = {}
         steps: dict[str, str] = {}
+        misread: Counter[str] = Counter()
         for tid, ok, term, messages in rows:
             task = tasks.get(tid)
             if task is None:
@@ -155,11 +183,16 @@ def main() -> None:
             row = {"correct": ok, "termination": term, "messages": messages}
             steps[tid] = failure_step(row, task)
             by_cap.setdefault(task["capability"], Counter())[steps[tid]] += 1
+            if steps[tid] == "misread":
+                misread.update(["all", *misread_kinds(row, task)])
         if k == 1:
             greedy.append((str(params.get("policy")), steps))
         print("    " + " ".join(f"{s:>11}" for s in ("capability", *STEPS)))
         for cap, steps in sorted(by_cap.items()):
             print("    " + " ".join(f"{x:>11}" for x in (cap[:11], *(steps[s] for s in STEPS))))
+        print(f"    misread {misread['all']}: the answer is words of the question "
+              f"{misread['from_question']}, the quote comes from the Summary line "
+              f"{misread['quoted_summary']}")  # fmt: skip
     print_flips(greedy)
 
 
@@ -182,12 +215,12 @@ def heldout_tasks(con: duckdb.DuckDBPyConnection, catalog: Path) -> dict[str, di
     """Every held-out task of the catalog by id (answers, capability, evidence and mask URLs)."""
     out: dict[str, dict[str, Any]] = {}
     for folder, _ in manifests(catalog, "tasks_heldout"):
-        for tid, answers, cap, evidence, mask in con.execute(
-            "select id, answers, capability, evidence_urls, mask_urls from read_parquet(?)",
-            [parquet(folder)],
-        ).fetchall():
-            out[tid] = {"answers": answers, "capability": cap, "evidence_urls": evidence,
-                        "mask_urls": mask}  # fmt: skip
+        for tid, question, answers, cap, evidence, mask in con.execute(
+            "select id, question, answers, capability, evidence_urls, mask_urls "
+            "from read_parquet(?)", [parquet(folder)],
+        ).fetchall():  # fmt: skip
+            out[tid] = {"question": question, "answers": answers, "capability": cap,
+                        "evidence_urls": evidence, "mask_urls": mask}  # fmt: skip
     return out
 
 
