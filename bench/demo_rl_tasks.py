@@ -74,7 +74,7 @@ def misread_kinds(row: dict[str, Any], task: dict[str, Any]) -> set[str]:
     comes from the visit's Summary line (the extractive sentence most like the goal) rather
     than from the page's evidence."""
     last = next((m["content"] for m in reversed(row["messages"]) if m["role"] == "assistant"), "")
-    kinds = set()
+    kinds: set[str] = set()
     answer = _ANSWER.findall(last)
     if answer and answer[-1].strip() and grounded([answer[-1]], [task["question"]]):
         kinds.add("from_question")
@@ -157,11 +157,11 @@ def main() -> None:
             "select count(*), sum(case when correct then 1 else 0 end), "
             "sum(case when termination = 'malformed_limit' then 1 else 0 end) "
             "from read_parquet(?)", [files]
-        ).fetchone()  # fmt: skip
+        ).fetchall()[0]  # fmt: skip
         failed = con.execute(
             "select count(*) from read_parquet(?) where len(list_filter(tool_calls, "
             "lambda c: c.error is not null and c.name != '')) > 0", [files]
-        ).fetchone()[0]  # fmt: skip
+        ).fetchall()[0][0]  # fmt: skip
         per_q = Counter(int(n) for (n,) in con.execute(
             "select sum(case when correct then 1 else 0 end) from read_parquet(?) group by task_id",
             [files]).fetchall())  # fmt: skip
@@ -188,8 +188,8 @@ def main() -> None:
         if k == 1:
             greedy.append((str(params.get("policy")), steps))
         print("    " + " ".join(f"{s:>11}" for s in ("capability", *STEPS)))
-        for cap, steps in sorted(by_cap.items()):
-            print("    " + " ".join(f"{x:>11}" for x in (cap[:11], *(steps[s] for s in STEPS))))
+        for cap, tally in sorted(by_cap.items()):
+            print("    " + " ".join(f"{x:>11}" for x in (cap[:11], *(tally[s] for s in STEPS))))
         print(f"    misread {misread['all']}: the answer is words of the question "
               f"{misread['from_question']}, the quote comes from the Summary line "
               f"{misread['quoted_summary']}")  # fmt: skip
@@ -212,7 +212,8 @@ def print_flips(evals: list[tuple[str, dict[str, str]]]) -> None:
 
 
 def heldout_tasks(con: duckdb.DuckDBPyConnection, catalog: Path) -> dict[str, dict[str, Any]]:
-    """Every held-out task of the catalog by id (answers, capability, evidence and mask URLs)."""
+    """Every held-out task of the catalog by id (question, answers, capability, evidence and
+    mask URLs)."""
     out: dict[str, dict[str, Any]] = {}
     for folder, _ in manifests(catalog, "tasks_heldout"):
         for tid, question, answers, cap, evidence, mask in con.execute(
