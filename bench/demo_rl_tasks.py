@@ -33,7 +33,9 @@ from typing import Any
 
 import duckdb
 
-from rl.teacher import grounded, search_result_urls
+from env_service.formats import VISIT_LAYOUT
+from rl.protocol import extract_answer
+from rl.teacher import QUOTE_TEMPLATE, grounded, search_result_urls
 
 _VISITED = re.compile(r"The useful information in (\S+) for user goal")
 STEPS = ("malformed", "not_listed", "other_result", "bad_url", "no_visit", "not_in_page",
@@ -63,8 +65,9 @@ def failure_step(row: dict[str, Any], task: dict[str, Any]) -> str:
     return "misread"
 
 
-_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.S)
-_QUOTE = re.compile(r"The page says: (.*?)\s*</think>", re.S)
+# The teacher's concluding quote up to the end of the thought, and the visit text's last part.
+_QUOTE = re.compile(re.escape(QUOTE_TEMPLATE.partition("{quote}")[0]) + r"(.*?)\s*</think>", re.S)
+_SUMMARY = VISIT_LAYOUT.partition("{evidence}")[2].partition("{summary}")[0].strip("\n")
 
 
 def misread_kinds(row: dict[str, Any], task: dict[str, Any]) -> set[str]:
@@ -73,18 +76,18 @@ def misread_kinds(row: dict[str, Any], task: dict[str, Any]) -> set[str]:
     question's own entity), `quoted_summary` when the concluding quote ("The page says: ...")
     comes from the visit's Summary line (the extractive sentence most like the goal) rather
     than from the page's evidence."""
-    last = next((m["content"] for m in reversed(row["messages"]) if m["role"] == "assistant"), "")
+    messages = row["messages"]
     kinds: set[str] = set()
-    answer = _ANSWER.findall(last)
-    if answer and answer[-1].strip() and grounded([answer[-1]], [task["question"]]):
+    answer = extract_answer(messages)
+    if answer and answer.strip() and grounded([answer], [task["question"]]):
         kinds.add("from_question")
-    quote = _QUOTE.search(last)
-    visits = [m["content"] for m in row["messages"] if m["role"] == "tool"
-              and _VISITED.search(m["content"])]  # fmt: skip
-    if quote and quote.group(1).strip() and visits:
-        summary = visits[-1].rpartition("Summary: \n")[2]
-        if quote.group(1).strip() in summary:
-            kinds.add("quoted_summary")
+    last = next((m["content"] for m in reversed(messages) if m["role"] == "assistant"), "")
+    found = _QUOTE.search(last)
+    quote = found.group(1).strip() if found else ""
+    visits = [m["content"] for m in messages
+              if m["role"] == "tool" and _VISITED.search(m["content"])]  # fmt: skip
+    if quote and visits and quote in visits[-1].rpartition(_SUMMARY)[2]:
+        kinds.add("quoted_summary")
     return kinds
 
 
