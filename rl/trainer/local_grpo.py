@@ -59,6 +59,9 @@ class GRPOConfig:
     eps_low: float = 0.2
     eps_high: float = 0.4
     kl_coef: float = 0.0
+    # The rollouts' sampling temperature: the loss scores tokens under softmax(logits / T), the
+    # policy that sampled them, as OpenRLHF's actor does with `--rollout.temperature`.
+    temperature: float = 1.0
     # Keep only groups with 0 < mean reward < 1 (the range's bounds excluded), drawing more
     # prompts until `prompts_per_step` groups are kept or `dynamic_filtering_max_rounds`
     # batches of prompts were drawn in the step.
@@ -99,6 +102,8 @@ class LocalGRPOTrainer(CheckpointedLoop):
             raise ValueError(
                 f"dynamic_filtering_range must be (low, high) with low < high: {lo, hi}"
             )
+        if config.temperature <= 0:
+            raise ValueError(f"temperature must be > 0 (GRPO samples), got {config.temperature}")
         if config.dynamic_filtering_max_rounds < 1:
             raise ValueError("dynamic_filtering_max_rounds must be at least 1")
         if config.dynamic_filtering_parallel_rounds < 1:
@@ -210,7 +215,10 @@ class LocalGRPOTrainer(CheckpointedLoop):
         for idx in self._micro_batches(len(episodes)):
             batch = collate([episodes[i] for i in idx], self.pad_id)
             logp, _ = token_logprobs(
-                model, _to(batch, self.device), self.config.logits_on_trained_only
+                model,
+                _to(batch, self.device),
+                self.config.logits_on_trained_only,
+                self.config.temperature,
             )
             out.append(logp)
         return out
@@ -233,7 +241,9 @@ class LocalGRPOTrainer(CheckpointedLoop):
             self.optimizer.zero_grad(set_to_none=True)
             for k, idx in enumerate(self._micro_batches(len(episodes))):
                 batch = _to(collate([episodes[i] for i in idx], self.pad_id), self.device)
-                logp, mask = token_logprobs(self.model, batch, cfg.logits_on_trained_only)
+                logp, mask = token_logprobs(
+                    self.model, batch, cfg.logits_on_trained_only, cfg.temperature
+                )
                 loss, stats = policy_loss(
                     logp,
                     old_logp[k],

@@ -38,6 +38,7 @@ def grpo_config(stage: StageConfig, local: LocalTrainerConfig, seed: int = 0) ->
         eps_low=stage.eps_clip_low,
         eps_high=stage.eps_clip_high,
         kl_coef=stage.kl_coef,
+        temperature=stage.temperature,
         dynamic_filtering=stage.dynamic_filtering,
         dynamic_filtering_range=stage.dynamic_filtering_range,
         dynamic_filtering_max_rounds=local.dynamic_filtering_max_rounds,

@@ -135,20 +135,26 @@ def collate(episodes: Sequence[TokenizedEpisode], pad_id: int) -> Batch:
 
 
 def token_logprobs(
-    model: torch.nn.Module, batch: Batch, trained_only: bool = True
+    model: torch.nn.Module, batch: Batch, trained_only: bool = True, temperature: float = 1.0
 ) -> tuple[Tensor, Tensor]:
     """Log-probability of each next token and its mask, both [N, T-1]: position t scores
     token t+1 given tokens 0..t.
+
+    `temperature`: the log-probabilities of softmax(logits / temperature), the distribution
+    the tokens were sampled from (OpenRLHF's actor divides its logits by the rollout
+    temperature the same way), so a policy-gradient step moves the policy that sampled.
 
     `trained_only`: run the LM head and softmax only where the mask is 1 (the rest are 0 and
     carry no gradient). Agent episodes are mostly prompt and tool text, so this skips most of
     the [N, T, vocab] logits. Needs a decoder + output-embedding model (any HF causal LM whose
     head is a plain projection, as Qwen3's is)."""
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0 (a sampling temperature), got {temperature}")
     mask = batch.loss_mask[:, 1:]
     targets = batch.input_ids[:, 1:]
     if not trained_only:
         logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-        logp_all = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+        logp_all = torch.log_softmax(logits[:, :-1].float() / temperature, dim=-1)
         return logp_all.gather(-1, targets.unsqueeze(-1)).squeeze(-1), mask
     decoder: Any = model.get_decoder()  # type: ignore[operator]
     head: Any = model.get_output_embeddings()  # type: ignore[operator]
@@ -156,7 +162,7 @@ def token_logprobs(
         input_ids=batch.input_ids, attention_mask=batch.attention_mask
     ).last_hidden_state[:, :-1]  # [N, T-1, H]
     keep = mask.bool()
-    logp_kept = torch.log_softmax(head(hidden[keep]).float(), dim=-1)  # [K, vocab]
+    logp_kept = torch.log_softmax(head(hidden[keep]).float() / temperature, dim=-1)  # [K, vocab]
     logp = torch.zeros(mask.shape, dtype=logp_kept.dtype, device=logp_kept.device)
     logp[keep] = logp_kept.gather(-1, targets[keep].unsqueeze(-1)).squeeze(-1)
     return logp, mask

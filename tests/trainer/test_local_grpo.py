@@ -256,6 +256,26 @@ def test_kl_term_against_the_initial_policy_when_asked(tiny_policy: Path, tmp_pa
     assert seen[0]["loss"] == pytest.approx(seen[0]["pg_loss"] + 0.5 * seen[0]["kl"], rel=1e-4)
 
 
+def test_the_update_scores_tokens_at_the_sampling_temperature(
+    tiny_policy: Path, tmp_path: Path
+) -> None:
+    """The same groups at temperature 1 and 0.5 give other updates: the loss is taken under
+    softmax(logits / T), the policy that sampled them."""
+    weights = []
+    for temperature in (1.0, 0.5):
+        config = GRPOConfig(prompts_per_step=1, group_size=2, total_steps=1, lr=3e-3,
+                            temperature=temperature)  # fmt: skip
+        trainer = LocalGRPOTrainer(
+            tiny_policy, tmp_path / str(temperature), config, TASKS, scripted_rollout
+        )
+        trainer.train()
+        weights.append({n: p.detach().clone() for n, p in trainer.model.named_parameters()})
+    assert any(not torch.allclose(weights[0][n], weights[1][n]) for n in weights[0])
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        LocalGRPOTrainer(tiny_policy, tmp_path / "t0", GRPOConfig(temperature=0.0), TASKS,
+                         scripted_rollout)  # fmt: skip
+
+
 def _rollout_solving(solvable: set[str]):
     """Tasks in `solvable` are solved by even samples only (a group with signal); the others
     by no sample (a group without)."""

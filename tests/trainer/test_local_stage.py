@@ -38,6 +38,8 @@ def test_local_stage_trains_then_resumes(tiny_policy: Path, tmp_path: Path, loca
     config = grpo_config(stage, settings(1).curriculum.local)
     assert (config.group_size, config.lr, config.max_len) == (2, 1e-3, 2304)
     assert (config.eps_low, config.eps_high, config.kl_coef) == (0.2, 0.4, 0.0)
+    # The loss scores tokens at the temperature the stage samples them.
+    assert config.temperature == stage.temperature == 0.7
 
     seen: list[tuple[int, dict[str, float]]] = []
     out = tmp_path / "stage1"

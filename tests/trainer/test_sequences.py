@@ -137,3 +137,22 @@ def test_trained_only_logprobs_match_full_logits_values_and_gradients(
     assert torch.all(fast[fast_mask == 0] == 0)
     for g_fast, g_full in zip(*grads, strict=True):
         assert torch.allclose(g_fast, g_full, atol=1e-6)
+
+
+@pytest.mark.parametrize("trained_only", [True, False])
+def test_logprobs_at_a_sampling_temperature_are_those_of_the_tempered_softmax(
+    tiny_policy: Path, tokenizer, trained_only: bool
+) -> None:
+    model = AutoModelForCausalLM.from_pretrained(tiny_policy, dtype=torch.float32)
+    batch = collate([tokenize_episode(_episode(), tokenizer)], tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+        plain, mask = token_logprobs(model, batch, trained_only=trained_only)
+        tempered, _ = token_logprobs(model, batch, trained_only=trained_only, temperature=0.7)
+    targets = batch.input_ids[:, 1:].unsqueeze(-1)
+    expected = torch.log_softmax(logits[:, :-1].float() / 0.7, dim=-1).gather(-1, targets)
+    on = mask == 1
+    assert torch.allclose(tempered[on], expected.squeeze(-1)[on], atol=1e-5)
+    assert not torch.allclose(tempered[on], plain[on], atol=1e-3)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        token_logprobs(model, batch, trained_only=trained_only, temperature=0.0)
