@@ -174,6 +174,10 @@ class LLMConfig(Section):
     # A local policy batches up to this many concurrent requests of about the same prompt
     # length into one `generate` call (rl.concurrency bounds how many are in flight).
     local_max_batch: int = Field(8, ge=1)
+    # The local backend holds the keys and values of recent rows (LRU, this many tokens; 0:
+    # off), so an episode's next turn prefills only its reply and the tool response
+    # (rl.backends.decoding.PrefixStore; ~1 KB a token for the tiny policy).
+    local_prefix_cache_tokens: int = Field(65536, ge=0)
 
 
 class RLConfig(Section):

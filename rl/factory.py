@@ -26,7 +26,10 @@ def policy_backend(settings: Settings, policy: str | None = None) -> tuple[LLMBa
     if not path.is_dir():
         raise FileNotFoundError(f"policy model directory {path} does not exist")
     backend = LocalHFBackend(
-        path, device=settings.llm.device, max_batch=settings.llm.local_max_batch
+        path,
+        device=settings.llm.device,
+        max_batch=settings.llm.local_max_batch,
+        prefix_cache_tokens=settings.llm.local_prefix_cache_tokens,
     )
     # The id keys rollouts and evaluations: portable, so a copied data root keeps its caches.
     return backend, f"local:{settings.portable(path.resolve())}"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from rl.backends.base import BackendError, Generation, SamplingParams
-from rl.backends.decoding import Decoded, decode, register_gqa_decode_attention
+from rl.backends.decoding import Decoded, PrefixStore, decode, register_gqa_decode_attention
 from rl.protocol import Message
 from rl.tokens import tokenizer_counter
 
@@ -73,6 +73,7 @@ class LocalHFBackend:
         batch_window_s: float = 0.002,
         max_pad_fraction: float = 0.15,
         decoder: str = "compact",
+        prefix_cache_tokens: int = 65536,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -108,6 +109,13 @@ class LocalHFBackend:
         self._queue: list[tuple[str, SamplingParams, asyncio.Future[Generation]]] = []
         self._worker: asyncio.Task[None] | None = None
         self._count = tokenizer_counter(self.tokenizer)
+        # The keys and values of recent rows, so an episode's next turn prefills only what it
+        # adds (the compact decoder; `prefix_cache_tokens` 0: off). Cleared whenever the
+        # parameters change: the GRPO trainer updates this model in place between steps.
+        self.prefix_store: PrefixStore | None = None
+        if decoder == "compact" and prefix_cache_tokens > 0:
+            self.prefix_store = PrefixStore(max_tokens=prefix_cache_tokens)
+        self._weights_seen: tuple[int, ...] | None = None
 
     def count_tokens(self, text: str) -> int:
         return self._count(text)
@@ -177,6 +185,7 @@ class LocalHFBackend:
             if params.seed is not None and len(prompts) == 1:
                 torch.manual_seed(params.seed)
             if self.decoder == "compact":
+                self._forget_stale_prefixes()
                 rows = self._decode_compact(enc, params_list)
             else:
                 rows = self._decode_generate(enc, params_list)
@@ -205,6 +214,16 @@ class LocalHFBackend:
             )
         return gens
 
+    def _forget_stale_prefixes(self) -> None:
+        """Clear the prefix store if any parameter changed since the last decode (in-place
+        updates, an optimizer's included, move a tensor's version counter)."""
+        if self.prefix_store is None:
+            return
+        seen = tuple(p._version for p in self.model.parameters())
+        if seen != self._weights_seen:
+            self.prefix_store.clear()
+            self._weights_seen = seen
+
     def _decode_compact(self, enc: Any, params_list: list[SamplingParams]) -> list[Decoded]:
         params = params_list[0]
         stops = [s for s in params.stop if s]
@@ -227,6 +246,7 @@ class LocalHFBackend:
             top_p=params.top_p,
             stopped=stopped,
             logprobs=params.logprobs,
+            store=self.prefix_store,
         )
 
     def _decode_generate(self, enc: Any, params_list: list[SamplingParams]) -> list[Decoded]:

@@ -108,7 +108,11 @@ def run_local_stage(
 
     trainer = LocalGRPOTrainer(model_path, output_dir, config, list(tasks), rollout, on_metrics)
     backend = live_policy_backend(
-        str(model_path), trainer.model, trainer.device, settings.llm.local_max_batch
+        str(model_path),
+        trainer.model,
+        trainer.device,
+        settings.llm.local_max_batch,
+        settings.llm.local_prefix_cache_tokens,
     )
     state["backend"], state["count"] = backend, backend.count_tokens
     last = trainer.train()

@@ -13,11 +13,19 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
 
 from rl.backends.base import SamplingParams
-from rl.backends.decoding import GQA_DECODE_ATTENTION, decode, register_gqa_decode_attention
+from rl.backends.decoding import (
+    GQA_DECODE_ATTENTION,
+    CachedRow,
+    PrefixStore,
+    decode,
+    register_gqa_decode_attention,
+    sample_rows,
+)
 from rl.backends.decoding import top_p_filter as top_p
 from rl.backends.local_hf import LocalHFBackend
 from rl.protocol import initial_messages, render_raw
@@ -213,3 +221,110 @@ def test_samples_follow_the_temperature_and_top_p(backends: dict[str, LocalHFBac
     share = float((drawn == top).float().mean())
     sigma = float((probs[top] * (1 - probs[top]) / 4000) ** 0.5)
     assert abs(share - float(probs[top])) < 4 * sigma + 1e-3
+
+
+def test_sampled_rows_follow_their_distributions_and_skip_impossible_tokens() -> None:
+    """`sample_rows` on three rows (one with zeros at both ends and between, one almost all on
+    its last token, one uniform), 20,000 draws each: no token of probability 0 is ever
+    drawn, and every token's frequency is within 4 sigma of its probability."""
+    probs = torch.tensor(
+        [[0.0, 0.5, 0.0, 0.3, 0.2, 0.0],
+         [1e-3, 1e-3, 1e-3, 1e-3, 1e-3, 0.995],
+         [1 / 6] * 6]
+    )  # fmt: skip
+    n = 20_000
+    generator = torch.Generator().manual_seed(0)
+    drawn = torch.stack([sample_rows(probs, generator) for _ in range(n)])  # [n, 3]
+    assert drawn.shape == (n, 3) and drawn.dtype == torch.long
+    for row in range(3):
+        counts = torch.bincount(drawn[:, row], minlength=6).double() / n
+        p = probs[row].double()
+        assert not counts[p == 0].any()
+        sigma = (p * (1 - p) / n).sqrt()
+        assert ((counts - p).abs() <= 4 * sigma + 1e-4).all(), (row, counts, p)
+
+
+def _turn_two(backend: LocalHFBackend, prompt: str, reply: list[int]) -> str:
+    """An agent's next prompt: the last one, its reply and a tool response."""
+    return (prompt + backend.tokenizer.decode(reply) + "<|im_end|>\n<|im_start|>user\n"
+            "<tool_response>\nParis is the capital of France.\n</tool_response><|im_end|>\n"
+            "<|im_start|>assistant\n")  # fmt: skip
+
+
+def test_a_next_turn_prefilled_from_held_rows_changes_no_token(
+    backends: dict[str, LocalHFBackend],
+) -> None:
+    """Turn one holds each row (prompt and fed-back tokens) as it ends; turn two (those
+    prompts, their replies and a tool response, plus one prompt that shares nothing) decodes
+    the same tokens and logprobs with the held rows' keys and values as without them."""
+    backend = backends["compact"]
+    store = PrefixStore(min_tokens=8)
+    prompts = _prompts()
+    enc = _batch(backend, prompts)
+    limits = [5, 12, 8, 12]
+    first = decode(backend.model, enc["input_ids"], enc["attention_mask"], limits, eos_ids=[],
+                   store=store)  # fmt: skip
+    assert len(store) == 4 and store.reused_tokens == 0
+    lengths = sorted(len(store[k].token_ids) for k in range(4))
+    prompt_lengths = enc["attention_mask"].sum(-1).tolist()
+    # Ended at their limits: the last token was sampled, never fed back.
+    assert lengths == sorted(n + limit - 1 for n, limit in zip(prompt_lengths, limits, strict=True))
+    held = store[1]
+    config = backend.model.config
+    assert held.keys[0].shape == (config.num_key_value_heads, len(held.token_ids), config.head_dim)
+    second = [_turn_two(backend, p, r.token_ids) for p, r in zip(prompts, first, strict=True)]
+    second.append("Who wrote it?")
+    enc2 = _batch(backend, second)
+    ids, mask = enc2["input_ids"], enc2["attention_mask"]
+    with_store = decode(backend.model, ids, mask, [16] * 5, eos_ids=[], logprobs=True,
+                        store=store)  # fmt: skip
+    apart = decode(backend.model, ids, mask, [16] * 5, eos_ids=[], logprobs=True)
+    assert store.reused_tokens >= sum(prompt_lengths)
+    assert [r.token_ids for r in with_store] == [r.token_ids for r in apart]
+    for a, b in zip(with_store, apart, strict=True):
+        assert torch.allclose(torch.tensor(a.logprobs), torch.tensor(b.logprobs), atol=1e-4)
+
+
+def _row(ids: list[int]) -> CachedRow:
+    return CachedRow(token_ids=np.asarray(ids), keys=[torch.zeros(1, len(ids), 2)],
+                     values=[torch.zeros(1, len(ids), 2)])  # fmt: skip
+
+
+def test_the_prefix_store_finds_the_longest_match_and_drops_the_oldest_rows() -> None:
+    store = PrefixStore(max_tokens=250, min_tokens=10)
+    store.add(_row(list(range(100))))  # key 0
+    store.add(_row(list(range(50)) + [999] * 50))  # key 1
+    assert store.lookup([*range(60), 7]) == (0, 60)
+    assert store.lookup([*range(50), 999, 5]) == (1, 51)
+    assert store.lookup([0, 1, 2, 3, 5]) == (None, 0)  # under min_tokens
+    assert store.lookup(list(range(60))) == (0, 60)  # key 1 is the least recently used now
+    store.add(_row(list(range(1000, 1100))))  # key 2: 300 tokens, so key 1 goes
+    assert len(store) == 2 and store.tokens == 200
+    assert store.lookup([*range(50), 999]) == (0, 50)
+    store.add(_row(list(range(120))), replaces=0)  # key 3 extends key 0
+    assert len(store) == 2 and store.lookup(list(range(120))) == (3, 120)
+    store.add(_row(list(range(300))))  # longer than the store: not held
+    assert len(store) == 2
+    store.clear()
+    assert len(store) == 0 and store.tokens == 0
+    with pytest.raises(ValueError, match="at least 1"):
+        PrefixStore(max_tokens=0)
+
+
+def test_the_backend_forgets_held_rows_when_the_weights_change(random_policy: Path) -> None:
+    """The GRPO trainer updates the backend's model in place between steps: held keys and
+    values of the old weights must not be reused."""
+    backend = LocalHFBackend(random_policy, device="cpu")
+    store = backend.prefix_store
+    assert store is not None
+    params = SamplingParams(max_tokens=4, temperature=0.0)
+    prompt = _prompts()[1]
+    backend.generate_sync(prompt, params)
+    backend.generate_sync(prompt + " Since when?", params)
+    reused = store.reused_tokens
+    assert reused > 0 and len(store) == 2
+    with torch.no_grad():
+        next(backend.model.parameters()).mul_(1.0)  # an in-place update, values unchanged
+    backend.generate_sync(prompt + " Since when?", params)
+    assert store.reused_tokens == reused and len(store) == 1
+    assert LocalHFBackend(random_policy, device="cpu", prefix_cache_tokens=0).prefix_store is None
