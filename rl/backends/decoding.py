@@ -183,7 +183,6 @@ class PrefixStore:
         self.max_tokens = max_tokens
         self.min_tokens = min_tokens
         self.tokens = 0
-        self.lookups = 0
         self.reused_tokens = 0
         self._rows: OrderedDict[int, CachedRow] = OrderedDict()
         self._next = 0
@@ -200,7 +199,6 @@ class PrefixStore:
         (None, 0) where none shares `min_tokens`."""
         import numpy as np
 
-        self.lookups += 1
         ids = np.asarray(token_ids, dtype=np.int64)
         best, best_len = None, self.min_tokens - 1
         for key, row in self._rows.items():
@@ -234,55 +232,30 @@ class PrefixStore:
             self.tokens -= len(old.token_ids)
 
 
-def _prefill_from_store(
-    model: Any,
-    real: list[list[int]],
-    hits: list[tuple[int | None, int]],
-    store: PrefixStore,
-    device: Any,
-    pad_id: int,
-) -> tuple[Any, Any, Any, Any]:
-    """`_prefill` where rows start with held rows' tokens: each row's held prefix (its first
-    c tokens, at most all but its last token) goes into the cache as it was computed, right-
-    aligned, and only its own tail runs: `[padding][held prefix][padding][tail]`, the padding
-    masked and the positions counting the row's real tokens, as `_prefill`'s shared prefix."""
-    import torch
-
-    rows = len(real)
+def _held_prefixes(
+    real: list[list[int]], hits: list[tuple[int | None, int]], store: PrefixStore
+) -> tuple[Any, list[int]]:
+    """A cache of each row's held prefix (its first c tokens of the held row `hits` names, at
+    most all but its last token), as it was computed, right-aligned in max(c) columns; and
+    each row's c."""
     reused = [
         min(n, len(r) - 1) if key is not None else 0 for (key, n), r in zip(hits, real, strict=True)
     ]
-    width_c = max(reused)
+    width = max(reused)
     first = store[next(key for key, _ in hits if key is not None)]
     cache = growing_cache()
     for layer in range(len(first.keys)):
         like = first.keys[layer]
-        shape = (rows, like.shape[0], width_c, like.shape[-1])
+        shape = (len(real), like.shape[0], width, like.shape[-1])
         keys, values = like.new_zeros(shape), like.new_zeros(shape)
         for b, ((key, _), c) in enumerate(zip(hits, reused, strict=True)):
             if c:
                 held = store[key]  # type: ignore[index]
-                keys[b, :, width_c - c :] = held.keys[layer][:, :c]
-                values[b, :, width_c - c :] = held.values[layer][:, :c]
+                keys[b, :, width - c :] = held.keys[layer][:, :c]
+                values[b, :, width - c :] = held.values[layer][:, :c]
         cache.update(keys, values, layer)
-    counts = torch.tensor(reused, dtype=torch.long, device=device)
-    columns = torch.arange(width_c, device=device)
-    prefix_mask = (columns[None, :] >= width_c - counts[:, None]).long()
-    tails = [r[c:] for r, c in zip(real, reused, strict=True)]
-    width = max(len(t) for t in tails)
-    input_ids = torch.full((rows, width), pad_id, dtype=torch.long, device=device)
-    tail_mask = torch.zeros((rows, width), dtype=torch.long, device=device)
-    for b, tail in enumerate(tails):
-        input_ids[b, width - len(tail) :] = torch.tensor(tail, dtype=torch.long, device=device)
-        tail_mask[b, width - len(tail) :] = 1
-    attention_mask = torch.cat([prefix_mask, tail_mask], dim=-1)
-    positions = (counts[:, None] + tail_mask.cumsum(-1) - 1).clamp(min=0)
     store.reused_tokens += sum(reused)
-    logits = model(
-        input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-        past_key_values=cache, use_cache=True, logits_to_keep=1,
-    ).logits[:, -1, :].float()  # fmt: skip
-    return cache, attention_mask, positions, logits
+    return cache, reused
 
 
 def _prefill(
@@ -297,36 +270,49 @@ def _prefill(
     """Prefill a left-padded batch (`real`: each row's tokens without its padding): (cache,
     attention mask, position ids, last logits [B, V]).
 
-    Where rows start with rows held in `store` (`hits`: each row's held row and shared length,
-    from `PrefixStore.lookup`), `_prefill_from_store`. Otherwise, where every row opens with the
-    same `min_shared_prefix` tokens or more, that prefix runs once, as a batch of one, its
-    cache is repeated for each row, and only the rows' own tails run as a batch: `[prefix]
+    Rows that start with rows held in `store` (`hits`: each row's held row and shared length,
+    from `PrefixStore.lookup`) take those rows' keys and values as they were computed
+    (`_held_prefixes`). Otherwise, where every row opens with the same `min_shared_prefix`
+    tokens or more, that prefix runs once, as a batch of one, and its cache is repeated for
+    each row. Either way only the rows' own tails then run as a batch: `[padding][prefix]
     [padding][tail]`, the padding masked and the positions counting real tokens only, so each
     row sees what it would alone. A row's own tail keeps at least its last token (its logits
     start the decoding)."""
     import torch
 
-    if store is not None and hits and any(key is not None for key, _ in hits):
-        return _prefill_from_store(model, real, hits, store, input_ids.device, 0)
     cache = growing_cache()
     rows = input_ids.shape[0]
-    shared = min(_common_prefix(real), min(len(r) for r in real) - 1)
-    if rows > 1 and shared >= max(1, min_shared_prefix):
-        model(input_ids=input_ids.new_tensor([real[0][:shared]]), past_key_values=cache,
-              position_ids=torch.arange(shared, device=input_ids.device)[None], use_cache=True,
-              logits_to_keep=1)  # fmt: skip
-        cache.batch_repeat_interleave(rows)
+    device = input_ids.device
+    prefixes = None
+    if store is not None and hits and any(key is not None for key, _ in hits):
+        cache, prefixes = _held_prefixes(real, hits, store)
+    else:
+        shared = min(_common_prefix(real), min(len(r) for r in real) - 1)
+        if rows > 1 and shared >= max(1, min_shared_prefix):
+            model(input_ids=input_ids.new_tensor([real[0][:shared]]), past_key_values=cache,
+                  position_ids=torch.arange(shared, device=device)[None], use_cache=True,
+                  logits_to_keep=1)  # fmt: skip
+            cache.batch_repeat_interleave(rows)
+            prefixes = [shared] * rows
+    if prefixes is None:
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+    else:
         # Left padding right-aligns the rows, so each row's tail is at the end of the last
         # `width` columns; what lies before it there (padding or prefix tokens) is masked.
-        tail_lengths = attention_mask.sum(-1) - shared
+        counts = torch.tensor(prefixes, dtype=torch.long, device=device)
+        prefix_columns = torch.arange(max(prefixes), device=device)
+        prefix_mask = (prefix_columns[None, :] >= max(prefixes) - counts[:, None]).to(
+            attention_mask.dtype
+        )
+        tail_lengths = attention_mask.sum(-1) - counts
         width = int(tail_lengths.max())
-        columns = torch.arange(width, device=input_ids.device)
+        columns = torch.arange(width, device=device)
         tail_mask = (columns[None, :] >= width - tail_lengths[:, None]).to(attention_mask.dtype)
-        attention_mask = torch.cat([attention_mask.new_ones((rows, shared)), tail_mask], dim=-1)
+        attention_mask = torch.cat([prefix_mask, tail_mask], dim=-1)
         input_ids = input_ids[:, -width:]
-        positions = (shared + tail_mask.long().cumsum(-1) - 1).clamp(min=shared)
-    else:
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        positions = torch.maximum(
+            counts[:, None] + tail_mask.long().cumsum(-1) - 1, counts[:, None]
+        )
     logits = model(
         input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
         past_key_values=cache, use_cache=True, logits_to_keep=1,
@@ -458,7 +444,7 @@ def decode(
             if logprobs:
                 chosen = logits.log_softmax(-1).gather(-1, tokens[:, None]).squeeze(-1).tolist()
             ended = torch.isin(tokens, eos).tolist()
-            before = set(done)
+            before = set(done) if store is not None else done
             for pos, (row, tok) in enumerate(zip(active, tokens.tolist(), strict=True)):
                 if pos in done:
                     continue
