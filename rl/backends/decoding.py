@@ -169,8 +169,8 @@ class PrefixStore:
     """The keys and values of recently decoded rows, so `decode` prefills only what a new
     prompt adds to the longest of them it starts with: an agent's next turn is its previous
     prompt, its reply and a tool response, and without the store every turn prefilled the
-    whole episode again (26% of the generation time of 48 demo episodes). vLLM's automatic prefix caching
-    does the same with hashed blocks on a GPU; this is its small-batch CPU form.
+    whole episode again (26% of the generation time of 48 demo episodes). vLLM's automatic
+    prefix caching does the same with hashed blocks on a GPU; this is its small-batch CPU form.
 
     Least recently used rows go first once more than `max_tokens` tokens are held; a row is
     only used for `min_tokens` shared tokens or more. The entries belong to one set of
@@ -444,25 +444,26 @@ def decode(
             if logprobs:
                 chosen = logits.log_softmax(-1).gather(-1, tokens[:, None]).squeeze(-1).tolist()
             ended = torch.isin(tokens, eos).tolist()
-            before = set(done) if store is not None else done
+            finished: list[int] = []  # the rows that end at this step, in batch order
             for pos, (row, tok) in enumerate(zip(active, tokens.tolist(), strict=True)):
                 if pos in done:
                     continue
                 result = out[row]
                 if ended[pos]:
                     result.finish_reason = "stop"
-                    done.add(pos)
+                    finished.append(pos)
                     continue
                 result.token_ids.append(tok)
                 if chosen is not None and result.logprobs is not None:
                     result.logprobs.append(chosen[pos])
                 if stopped is not None and stopped(result.token_ids):
                     result.finish_reason = "stop"
-                    done.add(pos)
+                    finished.append(pos)
                 elif len(result.token_ids) >= limits[row]:
-                    done.add(pos)
+                    finished.append(pos)
+            done.update(finished)
             if store is not None:
-                for pos in sorted(done - before):
+                for pos in finished:
                     hold(pos)
             if len(done) == len(active):
                 return out
