@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Section(BaseModel):
@@ -251,6 +251,18 @@ class StageSelection(Section):
     # tasks than its share gives all it has (the stage is then smaller, the others not raised).
     mix: dict[str, float] | None = None
     max_tasks: int | None = Field(None, ge=1)
+    # Part `part` of `parts` (1-based): the kept tasks split into `parts` disjoint parts by a
+    # seeded hash of the task id that every stage shares, so stages with the same `parts` and
+    # different `part`s never train on the same task, whatever their other filters. 1 of 1:
+    # every task.
+    part: int = Field(1, ge=1)
+    parts: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _part_in_parts(self) -> StageSelection:
+        if self.part > self.parts:
+            raise ValueError(f"part {self.part} of {self.parts}: part must be 1..parts")
+        return self
 
 
 class StageConfig(Section):

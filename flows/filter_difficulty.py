@@ -220,7 +220,9 @@ def filter_difficulty(
         stages: dict[str, str] = {}
         for stage in settings.curriculum.stages:
             with tracker.stage(f"stage:{stage.name}") as run:
-                selection = stage.select.model_dump(mode="json")
+                # A stage that takes every part keeps the cache key it had before parts existed.
+                whole = {"part", "parts"} if stage.select.parts == 1 else None
+                selection = stage.select.model_dump(mode="json", exclude=whole)
                 manifest = build_stage(catalog_root, tasks, result.pass_rates, stage.name,
                                        selection, options)  # fmt: skip
                 run.log_dataset(result.pass_rates, "input")

@@ -169,6 +169,13 @@ def probe_tasks(
     return [t for t in pool if t.id in probed]
 
 
+def in_part(task_id: str, part: int, parts: int, seed: int) -> bool:
+    """Whether `task_id` falls in part `part` (1-based) of `parts`: the hash range cut into
+    `parts` equal slices, so the parts are disjoint and cover every id, each about 1/`parts`
+    of them, independent of the stage and the pool."""
+    return seeded_rank(f"part:{seed}", task_id) * parts >> 64 == part - 1
+
+
 def _quotas(total: int, weights: Mapping[str, float]) -> dict[str, int]:
     """Split `total` by weight, largest remainder first (ties by name): sums to `total`."""
     norm = sum(weights.values())
@@ -183,8 +190,8 @@ def _quotas(total: int, weights: Mapping[str, float]) -> dict[str, int]:
 def select_stage(
     kept: Sequence[RatedTask], selection: StageSelection, *, seed: int, stage: str
 ) -> list[RatedTask]:
-    """The stage's tasks: the kept tasks in its buckets, mixed by capability share, capped at
-    `max_tasks`; which tasks fill a quota is decided by a seeded hash of the task id."""
+    """The stage's tasks: the kept tasks in its buckets and part, mixed by capability share,
+    capped at `max_tasks`; which tasks fill a quota is decided by a seeded hash of the task id."""
     if selection.min_pass_rate > selection.max_pass_rate:
         raise ValueError(
             f"stage {stage}: min_pass_rate {selection.min_pass_rate} > max_pass_rate "
@@ -198,6 +205,7 @@ def select_stage(
         if (caps is None or t.capability in caps)
         and selection.min_pass_rate <= t.pass_rate <= selection.max_pass_rate
         and (bins is None or t.token_bin in bins)
+        and in_part(t.task_id, selection.part, selection.parts, seed)
     ]
 
     def rank(t: RatedTask) -> tuple[int, str]:

@@ -118,6 +118,33 @@ def test_mix_ratios_set_capability_shares_of_max_tasks() -> None:
         ids(StageSelection(mix={"aggregation": 0}))
 
 
+def test_parts_are_disjoint_cover_the_kept_tasks_and_ignore_the_stage() -> None:
+    many = classify(
+        [row(f"t{i}", 1 + i % 6) for i in range(400)],
+        {f"t{i}": "direct_retrieval" if i % 2 else "aggregation" for i in range(400)},
+        token_edges=EDGES, pass_edges=PASS_EDGES,
+    ).kept  # fmt: skip
+
+    def part(p: int, n: int, stage: str, seed: int = 3, **kw: object) -> set[str]:
+        sel = StageSelection(part=p, parts=n, **kw)  # type: ignore[arg-type]
+        return {t.task_id for t in select_stage(many, sel, seed=seed, stage=stage)}
+
+    halves = [part(1, 2, "stage1"), part(2, 2, "stage2")]
+    assert not halves[0] & halves[1] and halves[0] | halves[1] == {t.task_id for t in many}
+    assert all(160 < len(h) < 240 for h in halves)  # ~200 each
+    assert part(1, 2, "stage2") == halves[0]  # the stage's name does not move the cut...
+    assert part(1, 2, "stage1", seed=4) != halves[0]  # ...the seed does
+    thirds = [part(p, 3, "s") for p in (1, 2, 3)]
+    assert sum(map(len, thirds)) == 400 and not (thirds[0] & thirds[1] | thirds[1] & thirds[2])
+    # Other filters narrow a part, never cross it: the easy tasks of part 1 lie in part 1.
+    easy = part(1, 2, "stage1", min_pass_rate=0.5)
+    assert easy and easy < halves[0]
+    # max_tasks caps within the part.
+    assert part(2, 2, "stage2", max_tasks=50) < halves[1]
+    with pytest.raises(ValueError, match=r"part must be 1\.\.parts"):
+        StageSelection(part=3, parts=2)
+
+
 def test_selection_is_deterministic_given_seed_and_stage() -> None:
     sel = StageSelection(max_tasks=3)
     runs = {frozenset(ids(sel, seed=s, stage=st)) for s in range(6) for st in ("s1", "s2")}

@@ -85,6 +85,7 @@ def test_flow_writes_heldout_and_stage_datasets_and_is_cached(
     s2 = catalog.manifest("curriculum_stage", result["stages"]["stage2"])
     assert s1 is not None and s2 is not None
     assert s1.params["stage"] == "stage1" and s2.params["stage"] == "stage2"
+    assert "parts" not in s1.params["select"]  # whole: the cache key from before parts existed
     assert {t.id for t in load_stage_tasks(catalog, s1)} == expected
     stage2 = load_stage_tasks(catalog, s2)
     allowed = {i for i in expected if by_id[i].capability in ("enumeration", "cross_verification")}
@@ -145,6 +146,33 @@ def test_flow_rolls_out_at_most_max_tasks(
     assert {t.id for t in load_stage_tasks(catalog, s1)} == {
         i for i in probed if 0 < by_id[i].solved < K
     }
+
+
+def test_flow_splits_the_kept_tasks_between_stages_by_part(
+    prefect_server, tmp_path: Path, policy_server: str
+) -> None:
+    from flows.filter_difficulty import filter_difficulty
+
+    stages = ("[{name: stage1, select: {part: 1, parts: 2}}, "
+              "{name: stage2, select: {part: 2, parts: 2}}]")  # fmt: skip
+    overrides = [*_overrides(tmp_path, policy_server), f"curriculum.stages={stages}"]
+    settings = load_settings("local", overrides)
+    build_local_web(settings)
+    catalog = Catalog.from_settings(settings)
+    _write_tasks(catalog)
+    by_id = {r.id: s for r, s in zip(task_records(), SPECS, strict=True)}
+    expected = {
+        i for i, s in by_id.items() if 0 < s.solved < K and not is_heldout(i, FRACTION, SEED)
+    }
+
+    result = filter_difficulty(profile="local", overrides=overrides)
+    halves = []
+    for name in ("stage1", "stage2"):
+        manifest = catalog.manifest("curriculum_stage", result["stages"][name])
+        assert manifest is not None and manifest.params["select"]["parts"] == 2
+        halves.append({t.id for t in load_stage_tasks(catalog, manifest)})
+    assert halves[0] and halves[1] and not halves[0] & halves[1]
+    assert halves[0] | halves[1] == expected
 
 
 def test_flow_probes_only_the_capabilities_the_stages_select(
