@@ -178,6 +178,11 @@ class LLMConfig(Section):
     # off), so an episode's next turn prefills only its reply and the tool response
     # (rl.backends.decoding.PrefixStore; ~1 KB a token for the tiny policy).
     local_prefix_cache_tokens: int = Field(65536, ge=0)
+    # CPU only: > 1 generates in that many worker processes of one torch thread each, the
+    # policy's weights sent to them whenever they change (rl.backends.workers). A small
+    # model's decoding is bound by per-op overhead, which a second thread does not share
+    # but a second process does; each worker holds a copy of the model.
+    local_workers: int = Field(1, ge=1)
 
 
 class RLConfig(Section):
@@ -352,6 +357,10 @@ class SFTConfig(Section):
     # pretraining's fixed-shape steps gain 1.2-1.3x (docs/BENCHMARKS.md, session 8); meant
     # for a GPU. OpenRLHF trains in bf16 anyway.
     bf16_autocast: bool = False
+    # The local loop on CPU: > 1 splits each step's episodes by tokens between this process
+    # and workers - 1 spawned ones of one torch thread each, whose gradients are summed
+    # (rl.trainer.grad_workers); the same step, up to the order of float additions.
+    workers: int = Field(1, ge=1)
 
 
 class LocalTrainerConfig(Section):

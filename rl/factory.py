@@ -30,6 +30,7 @@ def policy_backend(settings: Settings, policy: str | None = None) -> tuple[LLMBa
         device=settings.llm.device,
         max_batch=settings.llm.local_max_batch,
         prefix_cache_tokens=settings.llm.local_prefix_cache_tokens,
+        workers=settings.llm.local_workers,
     )
     # The id keys rollouts and evaluations: portable, so a copied data root keeps its caches.
     return backend, f"local:{settings.portable(path.resolve())}"

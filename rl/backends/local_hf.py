@@ -18,6 +18,7 @@ from typing import Any
 
 from rl.backends.base import BackendError, Generation, SamplingParams
 from rl.backends.decoding import Decoded, PrefixStore, decode, register_gqa_decode_attention
+from rl.backends.workers import GenerationWorkers
 from rl.protocol import Message
 from rl.tokens import tokenizer_counter
 
@@ -74,6 +75,8 @@ class LocalHFBackend:
         max_pad_fraction: float = 0.15,
         decoder: str = "compact",
         prefix_cache_tokens: int = 65536,
+        workers: int = 1,
+        worker_threads: int = 1,
     ) -> None:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -83,6 +86,8 @@ class LocalHFBackend:
             raise FileNotFoundError(f"{path} is not a HF model directory (no config.json)")
         self.name = path.name
         self.device = resolve_device(device)
+        if workers > 1 and torch.device(self.device).type != "cpu":
+            raise ValueError(f"generation worker processes are for CPU, not {self.device}")
         self.tokenizer: Any = AutoTokenizer.from_pretrained(path)
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
@@ -106,8 +111,9 @@ class LocalHFBackend:
         self.max_batch = max_batch
         self.batch_window_s = batch_window_s
         self.max_pad_fraction = max_pad_fraction
-        self._queue: list[tuple[str, SamplingParams, asyncio.Future[Generation]]] = []
-        self._worker: asyncio.Task[None] | None = None
+        # (prompt, params, waiter, lane): a lane is a worker process (0 without them).
+        self._queue: list[tuple[str, SamplingParams, asyncio.Future[Generation], int]] = []
+        self._drains: dict[int, asyncio.Task[None]] = {}
         self._count = tokenizer_counter(self.tokenizer)
         # The keys and values of recent rows, so an episode's next turn prefills only what it
         # adds (the compact decoder; `prefix_cache_tokens` 0: off). Cleared whenever the
@@ -116,6 +122,16 @@ class LocalHFBackend:
         if decoder == "compact" and prefix_cache_tokens > 0:
             self.prefix_store = PrefixStore(max_tokens=prefix_cache_tokens)
         self._weights_seen: tuple[int, ...] | None = None
+        # `workers` > 1: `chat`/`complete` generate in that many processes of
+        # `worker_threads` torch threads each (`rl.backends.workers`), with this model's
+        # weights; `generate_batch_sync` still runs here.
+        self.workers: GenerationWorkers | None = None
+        if workers > 1:
+            options = {"device": self.device, "dtype": dtype, "max_batch": max_batch,
+                       "decoder": decoder, "prefix_cache_tokens": prefix_cache_tokens}  # fmt: skip
+            self.workers = GenerationWorkers(path, workers, threads=worker_threads, options=options)
+        self._shared_seen: tuple[int, ...] | None = None
+        self._shared: tuple[int, dict[str, Any]] = (0, {})
 
     def count_tokens(self, text: str) -> int:
         return self._count(text)
@@ -130,15 +146,17 @@ class LocalHFBackend:
 
     async def complete(self, prompt: str, params: SamplingParams) -> Generation:
         future: asyncio.Future[Generation] = asyncio.get_running_loop().create_future()
-        self._queue.append((prompt, params, future))
-        if self._worker is None or self._worker.done():
-            self._worker = asyncio.create_task(self._drain())
+        lane = 0 if self.workers is None else self.workers.route(prompt)
+        self._queue.append((prompt, params, future, lane))
+        drain = self._drains.get(lane)
+        if drain is None or drain.done():
+            self._drains[lane] = asyncio.create_task(self._drain(lane))
         return await future
 
-    async def _drain(self) -> None:
-        while self._queue:
+    async def _drain(self, lane: int) -> None:
+        while any(r[3] == lane for r in self._queue):
             await asyncio.sleep(self.batch_window_s)  # let concurrent requests join the batch
-            first_prompt, first, _ = self._queue[0]
+            first_prompt, first, _, _ = next(r for r in self._queue if r[3] == lane)
             key = _batch_key(first)
             size = len(first_prompt)
             # Left padding costs full attention over the longest prompt for every row: batch
@@ -146,24 +164,46 @@ class LocalHFBackend:
             batch = [
                 r
                 for r in self._queue
-                if _batch_key(r[1]) == key
+                if r[3] == lane
+                and _batch_key(r[1]) == key
                 and abs(len(r[0]) - size) <= self.max_pad_fraction * size + 128
             ][: self.max_batch]
             for r in batch:
                 self._queue.remove(r)
+            prompts, params = [r[0] for r in batch], [r[1] for r in batch]
             try:
-                gens = await asyncio.to_thread(
-                    self.generate_batch_sync, [r[0] for r in batch], [r[1] for r in batch]
-                )
+                if self.workers is None:
+                    gens = await asyncio.to_thread(self.generate_batch_sync, prompts, params)
+                else:
+                    gens = await asyncio.to_thread(
+                        self.workers.generate, lane, prompts, params, self._shared_weights()
+                    )
             except Exception as exc:  # every waiter gets the failure, the worker goes on
-                err = BackendError(f"local model {self.name}: {type(exc).__name__}: {exc}")
-                for _, _, fut in batch:
+                err = exc if isinstance(exc, BackendError) else BackendError(
+                    f"local model {self.name}: {type(exc).__name__}: {exc}")  # fmt: skip
+                for _, _, fut, _ in batch:
                     if not fut.done():
                         fut.set_exception(err)
                 continue
-            for (_, _, fut), gen in zip(batch, gens, strict=True):
+            finally:
+                if self.workers is not None:
+                    self.workers.pending[lane] -= len(batch)
+            for (_, _, fut, _), gen in zip(batch, gens, strict=True):
+                if self.workers is not None:
+                    gen.extra["worker"] = lane
                 if not fut.done():
                     fut.set_result(gen)
+
+    def _shared_weights(self) -> tuple[int, dict[str, Any]]:
+        """(version, a copy of this model's state dict) for the worker processes: a new
+        version whenever a parameter changed since the last call (an optimizer step, or a
+        live model assigned to `self.model`)."""
+        seen = (id(self.model), *(p._version for p in self.model.parameters()))
+        if seen != self._shared_seen:
+            state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
+            self._shared = (self._shared[0] + 1, state)
+            self._shared_seen = seen
+        return self._shared
 
     def generate_sync(self, prompt: str, params: SamplingParams) -> Generation:
         return self.generate_batch_sync([prompt], [params])[0]
@@ -288,5 +328,10 @@ class LocalHFBackend:
             rows.append(Decoded(new, logprobs, finish))
         return rows
 
+    def close(self) -> None:
+        """Stop the worker processes, if any (the backend answers nothing after that)."""
+        if self.workers is not None:
+            self.workers.close()
+
     async def aclose(self) -> None:
-        return None
+        await asyncio.to_thread(self.close)

@@ -67,6 +67,7 @@ def sft_loop_config(sft: SFTConfig, local: LocalTrainerConfig) -> SFTLoopConfig:
         seed=sft.seed,
         device=local.device,
         bf16_autocast=sft.bf16_autocast,
+        workers=sft.workers,
     )
 
 
@@ -113,9 +114,13 @@ def run_local_stage(
         trainer.device,
         settings.llm.local_max_batch,
         settings.llm.local_prefix_cache_tokens,
+        settings.llm.local_workers,
     )
     state["backend"], state["count"] = backend, backend.count_tokens
-    last = trainer.train()
+    try:
+        last = trainer.train()
+    finally:
+        backend.close()
     if last is None:  # pragma: no cover - train() always leaves a checkpoint
         raise RuntimeError(f"stage {stage.name} produced no checkpoint")
     return last

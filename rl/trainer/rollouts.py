@@ -19,14 +19,24 @@ from rl.trajectory import Trajectory
 
 
 def live_policy_backend(
-    model_path: str, model: Any, device: str, max_batch: int = 8, prefix_cache_tokens: int = 65536
+    model_path: str,
+    model: Any,
+    device: str,
+    max_batch: int = 8,
+    prefix_cache_tokens: int = 65536,
+    workers: int = 1,
 ) -> LocalHFBackend:
     """A local backend that generates with `model` (the trainer's live module) instead of a
     copy frozen at load time. The module gets the backend's decoding attention
     (`gqa_decode_attention`: sdpa itself in training and prefill, and not saved with it). Its
-    prefix store is cleared whenever the trainer's optimizer has changed the weights."""
+    prefix store is cleared whenever the trainer's optimizer has changed the weights; with
+    `workers` > 1 the worker processes get the new weights before their next batch."""
     backend = LocalHFBackend(
-        model_path, device=device, max_batch=max_batch, prefix_cache_tokens=prefix_cache_tokens
+        model_path,
+        device=device,
+        max_batch=max_batch,
+        prefix_cache_tokens=prefix_cache_tokens,
+        workers=workers,
     )
     if backend.decoder == "compact":
         model.set_attn_implementation(register_gqa_decode_attention())
