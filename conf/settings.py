@@ -357,10 +357,6 @@ class SFTConfig(Section):
     # pretraining's fixed-shape steps gain 1.2-1.3x (docs/BENCHMARKS.md, session 8); meant
     # for a GPU. OpenRLHF trains in bf16 anyway.
     bf16_autocast: bool = False
-    # The local loop on CPU: > 1 splits each step's episodes by tokens between this process
-    # and workers - 1 spawned ones of one torch thread each, whose gradients are summed
-    # (rl.trainer.grad_workers); the same step, up to the order of float additions.
-    workers: int = Field(1, ge=1)
 
 
 class LocalTrainerConfig(Section):

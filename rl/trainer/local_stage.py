@@ -67,7 +67,6 @@ def sft_loop_config(sft: SFTConfig, local: LocalTrainerConfig) -> SFTLoopConfig:
         seed=sft.seed,
         device=local.device,
         bf16_autocast=sft.bf16_autocast,
-        workers=sft.workers,
     )
 
 

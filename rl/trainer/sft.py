@@ -22,8 +22,7 @@ import torch
 from rl.backends.local_hf import resolve_device, warn_unless_native_bf16
 from rl.protocol import Message
 from rl.trainer.checkpoints import CheckpointedLoop, MetricsFn
-from rl.trainer.grad_workers import GradientWorkers, sft_backward, split_by_tokens
-from rl.trainer.sequences import TokenizedEpisode, tokenize_episode
+from rl.trainer.sequences import TokenizedEpisode, collate, token_logprobs, tokenize_episode
 
 
 @dataclass
@@ -40,8 +39,6 @@ class SFTLoopConfig:
     seed: int = 0
     device: str = "cpu"
     bf16_autocast: bool = False  # forward passes under bf16 autocast; weights stay fp32
-    # CPU: processes sharing each step's episodes (rl.trainer.grad_workers); 1: this one only.
-    workers: int = 1
 
 
 class LocalSFTTrainer(CheckpointedLoop):
@@ -77,10 +74,6 @@ class LocalSFTTrainer(CheckpointedLoop):
         ]
         self.steps_per_epoch = math.ceil(len(self.episodes) / config.batch_size)
         self.total_steps = config.epochs * self.steps_per_epoch
-        if config.workers > 1 and torch.device(self.device).type != "cpu":
-            raise ValueError(f"SFT worker processes are for CPU, not {self.device}")
-        self.model_path = Path(model_path)
-        self.grad_workers: GradientWorkers | None = None  # started by `train`
 
     def indices_for_step(self, step: int) -> list[int]:
         """A seeded shuffle per epoch, so the order depends only on (seed, step)."""
@@ -96,20 +89,19 @@ class LocalSFTTrainer(CheckpointedLoop):
         total_tokens = max(1, sum(self.episodes[i].num_trained_tokens for i in idx))
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
-        episodes = [self.episodes[i] for i in idx]
-        options: dict[str, Any] = {"total_tokens": total_tokens, "pad_id": self.pad_id,
-                   "micro_batch_size": self.config.micro_batch_size,
-                   "bf16_autocast": self.config.bf16_autocast}  # fmt: skip
-        if self.grad_workers is None:
-            loss_sum = sft_backward(self.model, episodes, device=self.device, **options)
-        else:
-            mine, *theirs = split_by_tokens(episodes, self.grad_workers.count + 1)
-            shares = [[episodes[i] for i in share] for share in theirs]
-            self.grad_workers.send(self.model, shares, options)
-            loss_sum = sft_backward(
-                self.model, [episodes[i] for i in mine], device=self.device, **options
-            )
-            loss_sum += self.grad_workers.add_gradients(self.model)
+        loss_sum = 0.0
+        m = self.config.micro_batch_size
+        for start in range(0, len(idx), m):
+            batch = collate([self.episodes[i] for i in idx[start : start + m]], self.pad_id)
+            batch.input_ids = batch.input_ids.to(self.device)
+            batch.attention_mask = batch.attention_mask.to(self.device)
+            batch.loss_mask = batch.loss_mask.to(self.device)
+            with torch.autocast(torch.device(self.device).type, torch.bfloat16,
+                                enabled=self.config.bf16_autocast):  # fmt: skip
+                logp, mask = token_logprobs(self.model, batch)
+            loss = -(logp * mask).sum() / total_tokens
+            loss.backward()
+            loss_sum += float(loss.detach())
         grad_norm = float(
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.max_norm)
         )
@@ -130,17 +122,5 @@ class LocalSFTTrainer(CheckpointedLoop):
         return asdict(self.config)
 
     def train(self) -> Path | None:
-        """Run to the end of the last epoch; return the newest checkpoint. With
-        `config.workers` > 1, the worker processes live for this call, and this process
-        computes its share on one torch thread, as they do."""
-        if self.config.workers <= 1 or self.step >= self.total_steps:
-            return self.run_to(self.total_steps)
-        threads = torch.get_num_threads()
-        self.grad_workers = GradientWorkers(self.model_path, self.config.workers - 1)
-        torch.set_num_threads(1)
-        try:
-            return self.run_to(self.total_steps)
-        finally:
-            torch.set_num_threads(threads)
-            self.grad_workers.close()
-            self.grad_workers = None
+        """Run to the end of the last epoch; return the newest checkpoint."""
+        return self.run_to(self.total_steps)

@@ -27,11 +27,10 @@ def _trajectory(i: int) -> list[Message]:
 TRAJS = [_trajectory(i) for i in range(6)]
 
 
-def _trainer(
-    policy: Path, out: Path, epochs: int, seen: list, workers: int = 1, micro: int = 2
-) -> LocalSFTTrainer:
-    config = SFTLoopConfig(epochs=epochs, batch_size=4, micro_batch_size=micro, lr=1e-2,
-                           save_every=2, seed=3, workers=workers)  # fmt: skip
+def _trainer(policy: Path, out: Path, epochs: int, seen: list) -> LocalSFTTrainer:
+    config = SFTLoopConfig(
+        epochs=epochs, batch_size=4, micro_batch_size=2, lr=1e-2, save_every=2, seed=3
+    )
     return LocalSFTTrainer(policy, out, config, TRAJS, on_metrics=lambda s, m: seen.append((s, m)))
 
 
@@ -64,36 +63,6 @@ def test_sft_resume_gives_the_same_next_step(tiny_policy: Path, tmp_path: Path) 
         assert got["grad_norm"] == pytest.approx(want["grad_norm"], rel=1e-5)
     for va, vc in zip(a.model.state_dict().values(), c.model.state_dict().values(), strict=True):
         assert torch.allclose(va, vc, atol=1e-6)
-
-
-def test_sft_worker_processes_take_the_same_steps(tiny_policy: Path, tmp_path: Path) -> None:
-    """Each step's episodes split between this process and two workers (one episode a pass,
-    as the demo trains): the same losses, gradient norms and weights as in one process."""
-    alone: list = []
-    a = _trainer(tiny_policy, tmp_path / "a", 2, alone, micro=1)
-    a.train()
-    shared: list = []
-    b = _trainer(tiny_policy, tmp_path / "b", 2, shared, workers=3, micro=1)
-    threads = torch.get_num_threads()
-    b.train()
-    assert b.grad_workers is None and torch.get_num_threads() == threads  # all given back
-    assert [s for s, _ in shared] == [1, 2, 3, 4]
-    for (_, want), (_, got) in zip(alone, shared, strict=True):
-        assert got["loss"] == pytest.approx(want["loss"], rel=1e-5)
-        assert got["grad_norm"] == pytest.approx(want["grad_norm"], rel=1e-5)
-    for va, vb in zip(a.model.state_dict().values(), b.model.state_dict().values(), strict=True):
-        assert torch.allclose(va, vb, atol=1e-5)
-
-
-def test_split_by_tokens_balances_and_keeps_every_episode() -> None:
-    from rl.trainer.grad_workers import split_by_tokens
-    from rl.trainer.sequences import TokenizedEpisode
-
-    episodes = [TokenizedEpisode([0] * n, [1] * n) for n in (50, 10, 40, 30, 20, 5)]
-    shares = split_by_tokens(episodes, 2)
-    assert sorted(i for s in shares for i in s) == list(range(6))
-    assert [sum(len(episodes[i]) for i in s) for s in shares] == [80, 75]
-    assert split_by_tokens(episodes[:1], 3) == [[0], [], []]
 
 
 def test_sft_rejects_an_empty_dataset(tiny_policy: Path, tmp_path: Path) -> None:
