@@ -3,8 +3,10 @@
 Concurrent requests with the same sampling settings are micro-batched (left-padded, one
 batched decode: `rl.backends.decoding.decode`, or transformers' `generate` with
 `decoder="generate"`) in a worker thread, so k rollouts of a task cost little more than one on
-a small model; the event loop stays free for the tool calls of other episodes. Returns token
-ids and per-token logprobs of the sampled tokens (raw logits, before temperature).
+a small model; the event loop stays free for the tool calls of other episodes. With
+`workers` > 1 (CPU) the batches are decoded in that many worker processes instead
+(`rl.backends.workers`). Returns token ids and per-token logprobs of the sampled tokens (raw
+logits, before temperature).
 """
 
 from __future__ import annotations
