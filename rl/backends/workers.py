@@ -1,14 +1,13 @@
 """Generation worker processes for the local backend (`llm.local_workers`).
 
 A small model on CPU decodes in many small torch ops, so its speed is bound by each op's
-Python and dispatch overhead, not by arithmetic: a second torch thread adds nothing, while a
-second process doubles what the machine generates (two 1-thread demo runs side by side each
-finished the difficulty probe sooner than one 2-thread run alone; docs/BENCHMARKS.md "Session
-19"). `GenerationWorkers` runs N spawned processes, each a single-process `LocalHFBackend` on
-`threads` torch threads; the parent batches requests per worker and sends each batch to its
-worker. A worker is sent the parent model's weights before its first batch and whenever they
-have changed since (the GRPO trainer updates the parent's model in place between steps), so
-rollouts always follow the policy being trained.
+Python and dispatch overhead, not by arithmetic: a second torch thread adds nothing (session
+20), while two processes of one thread generate 1.4-1.8x as fast on long runs of episodes
+(docs/BENCHMARKS.md "Session 21"). `GenerationWorkers` runs N spawned processes, each a
+single-process `LocalHFBackend` on `threads` torch threads; the parent batches requests per
+worker and sends each batch to its worker. A worker is sent the parent model's weights before
+its first batch and whenever they have changed since (the GRPO trainer updates the parent's
+model in place between steps), so rollouts always follow the policy being trained.
 
 Each worker keeps its own prefix store (an episode's next turn prefills only what it adds), so
 `route` sends a prompt to the worker that served a prompt it extends (the episode's previous
@@ -131,7 +130,7 @@ class GenerationWorkers:
                 raise BackendError(
                     f"generation worker {worker} is gone (exit code {code}): {exc!r}"
                 ) from exc
-            if send is not None:
+            if send is not None and kind == "ok":  # a failed batch may have failed the load
                 self._sent[worker] = version
         if kind != "ok":
             raise BackendError(f"generation worker {worker}: {payload}")
