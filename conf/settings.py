@@ -178,10 +178,10 @@ class LLMConfig(Section):
     # off), so an episode's next turn prefills only its reply and the tool response
     # (rl.backends.decoding.PrefixStore; ~1 KB a token for the tiny policy).
     local_prefix_cache_tokens: int = Field(65536, ge=0)
-    # CPU only: > 1 generates in that many worker processes of one torch thread each, the
-    # policy's weights sent to them whenever they change (rl.backends.workers). A small
-    # model's decoding is bound by per-op overhead, which a second thread does not share
-    # but a second process does; each worker holds a copy of the model.
+    # CPU (ignored with a warning on a GPU): > 1 generates in that many processes of one
+    # torch thread each, the policy's weights sent to them whenever they change
+    # (rl.backends.workers). A small model's decoding is bound by per-op overhead, which a
+    # second thread does not share but a second process does; each holds a copy of the model.
     local_workers: int = Field(1, ge=1)
 
 

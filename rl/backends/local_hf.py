@@ -89,7 +89,10 @@ class LocalHFBackend:
         self.name = path.name
         self.device = resolve_device(device)
         if workers > 1 and torch.device(self.device).type != "cpu":
-            raise ValueError(f"generation worker processes are for CPU, not {self.device}")
+            logging.getLogger(__name__).warning(
+                "generation worker processes are for CPU: %d workers ignored on %s",
+                workers, self.device)  # fmt: skip
+            workers = 1
         self.tokenizer: Any = AutoTokenizer.from_pretrained(path)
         if decoder not in DECODERS:
             raise ValueError(f"decoder must be one of {DECODERS}, got {decoder!r}")
