@@ -203,7 +203,7 @@ class LocalHFBackend:
         """(version, a copy of this model's state dict) for the worker processes: a new
         version whenever a parameter changed since the last call (an optimizer step, or a
         live model assigned to `self.model`)."""
-        seen = (id(self.model), *(p._version for p in self.model.parameters()))
+        seen = self._weights_key()
         if seen != self._shared_seen:
             state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
             self._shared = (self._shared[0] + 1, state)
@@ -259,12 +259,17 @@ class LocalHFBackend:
             )
         return gens
 
+    def _weights_key(self) -> tuple[int, ...]:
+        """Changes whenever the weights may have: in-place updates (an optimizer's included)
+        move a tensor's version counter, and a model assigned to `self.model` is another
+        object."""
+        return (id(self.model), *(p._version for p in self.model.parameters()))
+
     def _forget_stale_prefixes(self) -> None:
-        """Clear the prefix store if any parameter changed since the last decode (in-place
-        updates, an optimizer's included, move a tensor's version counter)."""
+        """Clear the prefix store if the weights may have changed since the last decode."""
         if self.prefix_store is None:
             return
-        seen = tuple(p._version for p in self.model.parameters())
+        seen = self._weights_key()
         if seen != self._weights_seen:
             self.prefix_store.clear()
             self._weights_seen = seen
